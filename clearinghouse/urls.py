@@ -1,0 +1,36 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from partners.forms import PortalAuthenticationForm
+
+from . import views
+
+api_v1 = [
+    path("", include("partners.api.urls")),
+    # Anything else under /api/ is a problem+json 404, in DEBUG too.
+    re_path(r"^.*$", views.api_not_found),
+]
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("healthz", views.healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+    path(
+        "accounts/login/",
+        auth_views.LoginView.as_view(authentication_form=PortalAuthenticationForm),
+        name="login",
+    ),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("portal/", include("partners.urls")),
+    path("api/v1/", include((api_v1, "api"))),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
+]
+
+handler400 = "clearinghouse.views.bad_request"
+handler403 = "clearinghouse.views.permission_denied"
+handler404 = "clearinghouse.views.page_not_found"
+handler500 = "clearinghouse.views.server_error"

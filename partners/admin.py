@@ -1,0 +1,107 @@
+"""Operator tools: approve and suspend partners, suspend credentials, read the audit trail."""
+
+from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+
+from . import services
+from .models import ApiCredential, Invitation, Membership, Partner, PartnerEvent, User
+
+
+@admin.register(User)
+class UserAdmin(BaseUserAdmin):
+    ordering = ["email"]
+    list_display = ["email", "full_name", "is_staff", "is_active", "date_joined"]
+    search_fields = ["email", "full_name"]
+    fieldsets = [
+        (None, {"fields": ["email", "password", "full_name"]}),
+        ("Access", {"fields": ["is_active", "is_staff", "is_superuser", "groups"]}),
+        ("Dates", {"fields": ["last_login", "date_joined"]}),
+    ]
+    add_fieldsets = [(None, {"classes": ["wide"], "fields": ["email", "password1", "password2"]})]
+    list_filter = ["is_staff", "is_active"]
+    filter_horizontal = ["groups"]
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    raw_id_fields = ["user"]
+
+
+@admin.register(Partner)
+class PartnerAdmin(admin.ModelAdmin):
+    list_display = ["name", "kind", "status", "contact_email", "created_at", "status_changed_at"]
+    list_filter = ["status", "kind"]
+    search_fields = ["name", "slug", "contact_email"]
+    readonly_fields = ["status", "status_changed_at", "created_at"]
+    inlines = [MembershipInline]
+    actions = ["approve", "suspend"]
+
+    @admin.action(description="Approve the selected partners (e-mails them)")
+    def approve(self, request, queryset):
+        for partner in queryset:
+            services.partner_approve(partner=partner, actor=request.user)
+        self.message_user(request, f"Approved {queryset.count()} partner(s).", messages.SUCCESS)
+
+    @admin.action(description="Suspend the selected partners (staff and keys refused)")
+    def suspend(self, request, queryset):
+        for partner in queryset:
+            services.partner_suspend(partner=partner, actor=request.user, reason="operator action")
+        self.message_user(request, f"Suspended {queryset.count()} partner(s).", messages.WARNING)
+
+
+@admin.register(ApiCredential)
+class ApiCredentialAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "partner",
+        "prefix",
+        "created_at",
+        "expires_at",
+        "revoked_at",
+        "last_used_at",
+    ]
+    list_filter = ["partner"]
+    search_fields = ["name", "prefix", "partner__name"]
+    readonly_fields = [f.name for f in ApiCredential._meta.fields]
+    actions = ["revoke"]
+
+    def has_add_permission(self, request):
+        return False  # keys are issued by partner admins, so that only they ever see the secret
+
+    @admin.action(description="Revoke the selected credentials")
+    def revoke(self, request, queryset):
+        for credential in queryset:
+            services.credential_revoke(credential=credential, actor=request.user)
+        self.message_user(request, f"Revoked {queryset.count()} credential(s).", messages.WARNING)
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    list_display = [
+        "email",
+        "partner",
+        "role",
+        "created_at",
+        "expires_at",
+        "accepted_at",
+        "revoked_at",
+    ]
+    list_filter = ["partner"]
+    readonly_fields = [f.name for f in Invitation._meta.fields]
+
+
+@admin.register(PartnerEvent)
+class PartnerEventAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "partner", "action", "actor", "credential"]
+    list_filter = ["action", "partner"]
+    readonly_fields = [f.name for f in PartnerEvent._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -1,0 +1,50 @@
+"""The base of every partner-facing API view.
+
+``get_queryset`` is final: it asks the subclass for ``scoped_queryset(partner)`` with the
+request's partner, so no view can forget the tenancy restriction. A subclass that defines
+``get_queryset`` itself is refused when its module is imported.
+"""
+
+from rest_framework import viewsets
+from rest_framework.views import APIView
+
+from .authentication import request_partner
+from .permissions import HasScope
+
+
+class PartnerScopedViewSet(viewsets.GenericViewSet):
+    """Lists and details restricted to the calling partner. Set ``model`` (queried through its
+    ``for_partner``) or override ``scoped_queryset``. Foreign objects are 404s."""
+
+    permission_classes = [HasScope]
+    required_scopes: dict = {}
+    model = None
+    lookup_value_regex = "[0-9a-fA-F-]{36}"
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "get_queryset" in cls.__dict__:
+            raise TypeError(
+                f"{cls.__name__} overrides get_queryset; implement scoped_queryset(partner) instead"
+            )
+
+    @property
+    def partner(self):
+        return request_partner(self.request)
+
+    def scoped_queryset(self, partner):
+        return self.model.objects.for_partner(partner)
+
+    def get_queryset(self):
+        return self.scoped_queryset(self.partner)
+
+
+class PartnerAPIView(APIView):
+    """A single-resource endpoint acting for the calling partner."""
+
+    permission_classes = [HasScope]
+    required_scopes: dict = {}
+
+    @property
+    def partner(self):
+        return request_partner(self.request)

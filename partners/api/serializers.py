@@ -1,0 +1,36 @@
+from rest_framework import serializers
+
+from ..models import ApiCredential, Partner
+
+
+class PartnerSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Partner
+        fields = ["id", "name", "slug", "kind", "status", "created_at"]
+        read_only_fields = fields
+
+
+class CredentialSerializer(serializers.ModelSerializer):
+    status = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = ApiCredential
+        fields = [
+            "id",
+            "name",
+            "prefix",
+            "scopes",
+            "status",
+            "rate_limit_per_minute",
+            "created_at",
+            "expires_at",
+            "revoked_at",
+            "last_used_at",
+        ]
+        read_only_fields = fields
+
+
+class PartnerMeSerializer(serializers.Serializer):
+    partner = PartnerSerializer()
+    credential = CredentialSerializer(allow_null=True)
+    scopes = serializers.ListField(child=serializers.CharField())

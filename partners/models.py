@@ -1,0 +1,285 @@
+"""Partner organisations, their staff, invitations, API credentials and the partner audit trail."""
+
+import uuid
+
+from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
+from django.contrib.auth.models import PermissionsMixin
+from django.contrib.postgres.fields import ArrayField
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from .tenancy import PartnerScopedManager
+
+
+class UserManager(BaseUserManager):
+    use_in_migrations = True
+
+    @classmethod
+    def normalize_email(cls, email):
+        return (email or "").strip().lower()
+
+    def create_user(self, email, password=None, **extra):
+        if not email:
+            raise ValueError("An e-mail address is required.")
+        user = self.model(email=self.normalize_email(email), **extra)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_superuser(self, email, password=None, **extra):
+        extra.setdefault("is_staff", True)
+        extra.setdefault("is_superuser", True)
+        return self.create_user(email, password, **extra)
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    """A person who signs in to the portal: partner staff, or an operator (``is_staff``) who
+    works in Django admin. Signs in with an e-mail address, stored lower-cased."""
+
+    email = models.EmailField(unique=True)
+    full_name = models.CharField(max_length=150, blank=True)
+    is_staff = models.BooleanField(
+        default=False, help_text="Operator of the clearinghouse: may use Django admin."
+    )
+    is_active = models.BooleanField(default=True)
+    date_joined = models.DateTimeField(default=timezone.now)
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS = []
+
+    def __str__(self):
+        return self.email
+
+    def get_full_name(self):
+        return self.full_name or self.email
+
+    def get_short_name(self):
+        return self.full_name.split(" ")[0] if self.full_name else self.email
+
+
+class Partner(models.Model):
+    """A manufacturer or a retailer. Registers itself as pending; the operator approves it
+    (active) or suspends it. Only an active partner's staff and credentials are let in."""
+
+    class Kind(models.TextChoices):
+        MANUFACTURER = "manufacturer", "Manufacturer"
+        RETAILER = "retailer", "Retailer"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending approval"
+        ACTIVE = "active", "Active"
+        SUSPENDED = "suspended", "Suspended"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=60, unique=True)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    contact_email = models.EmailField()
+    created_at = models.DateTimeField(default=timezone.now)
+    status_changed_at = models.DateTimeField(default=timezone.now)
+
+    tenant_path = "pk"
+    objects = PartnerScopedManager()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind__in=["manufacturer", "retailer"]), name="partner_kind_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["pending", "active", "suspended"]),
+                name="partner_status_valid",
+            ),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def is_active(self):
+        return self.status == self.Status.ACTIVE
+
+
+class Role(models.TextChoices):
+    ADMIN = "admin", "Admin"
+    ANALYST = "analyst", "Analyst"
+    VIEWER = "viewer", "Viewer"
+
+
+class Membership(models.Model):
+    """A user's place in one partner organisation, with a role:
+
+    - admin: everything, including staff, credentials, agreements and webhooks;
+    - analyst: works the partner's data (uploads, discrepancies) but manages no one;
+    - viewer: reads, changes nothing.
+    """
+
+    user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="membership")
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.VIEWER)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    tenant_path = "partner"
+    objects = PartnerScopedManager()
+
+    class Meta:
+        ordering = ["created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(role__in=["admin", "analyst", "viewer"]), name="membership_role_valid"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.user} ({self.role}) at {self.partner}"
+
+    @property
+    def is_admin(self):
+        return self.role == Role.ADMIN
+
+    @property
+    def can_change_data(self):
+        return self.role in (Role.ADMIN, Role.ANALYST)
+
+
+class Invitation(models.Model):
+    """An admin's invitation of a colleague by e-mail. The link carries a signed, expiring token
+    over the invitation id, so nothing secret is stored or passed to workers."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField()
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.VIEWER)
+    invited_by = models.ForeignKey(User, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    tenant_path = "partner"
+    objects = PartnerScopedManager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["partner", "email"],
+                condition=Q(accepted_at__isnull=True, revoked_at__isnull=True),
+                name="one_open_invitation_per_email",
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.email} → {self.partner}"
+
+    @property
+    def is_open(self):
+        return (
+            self.accepted_at is None
+            and self.revoked_at is None
+            and self.expires_at > timezone.now()
+        )
+
+
+class Scope(models.TextChoices):
+    """What an API credential may do. Staff on the browsable API get the scopes of their role."""
+
+    PARTNER_READ = "partner:read", "Read the partner's own profile"
+    CREDENTIALS_MANAGE = "credentials:manage", "List and revoke API credentials"
+    RECORDS_READ = "records:read", "Read records and timelines"
+    RECORDS_WRITE = "records:write", "Submit interaction records"
+    CONSENT_READ = "consent:read", "Read customers' consent status"
+    CONSENT_WRITE = "consent:write", "Submit consents collected at the partner's touchpoints"
+    TELEMETRY_READ = "telemetry:read", "Read devices, readings and service signals"
+    TELEMETRY_WRITE = "telemetry:write", "Register devices and push readings"
+    DISCREPANCIES_READ = "discrepancies:read", "Read the discrepancy queue"
+    DISCREPANCIES_WRITE = "discrepancies:write", "Resolve, dismiss and comment on discrepancies"
+    AGREEMENTS_READ = "agreements:read", "Read sharing agreements"
+    WEBHOOKS_MANAGE = "webhooks:manage", "Manage webhook endpoints and deliveries"
+
+
+READ_SCOPES = frozenset(s.value for s in Scope if s.value.endswith(":read"))
+DATA_WRITE_SCOPES = frozenset(
+    {Scope.RECORDS_WRITE, Scope.CONSENT_WRITE, Scope.TELEMETRY_WRITE, Scope.DISCREPANCIES_WRITE}
+)
+
+
+def scopes_for_role(role):
+    """The scopes a staff member of this role holds on the browsable API."""
+    if role == Role.ADMIN:
+        return frozenset(s.value for s in Scope)
+    if role == Role.ANALYST:
+        return READ_SCOPES | DATA_WRITE_SCOPES
+    return READ_SCOPES
+
+
+class ApiCredential(models.Model):
+    """A key for a partner system. The key is ``chk_<prefix>_<secret>``: the prefix finds the row,
+    the secret is kept only as its SHA-256 (a 256-bit random secret needs no slow hash) and
+    compared in constant time. Shown once at creation; revocable; optional expiry; scoped."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="credentials")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, unique=True)
+    secret_hash = models.CharField(max_length=64)
+    scopes = ArrayField(models.CharField(max_length=40, choices=Scope.choices), default=list)
+    rate_limit_per_minute = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Requests a minute; empty for the default."
+    )
+    created_by = models.ForeignKey(User, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    tenant_path = "partner"
+    objects = PartnerScopedManager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.name} ({self.prefix})"
+
+    @property
+    def status(self):
+        if self.revoked_at:
+            return "revoked"
+        if self.expires_at and self.expires_at <= timezone.now():
+            return "expired"
+        return "active"
+
+
+class PartnerEvent(models.Model):
+    """The partner's audit trail: who did what, when. Written by the service that made the change,
+    in the same transaction."""
+
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="events")
+    actor = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    credential = models.ForeignKey(
+        ApiCredential, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    action = models.CharField(max_length=60)
+    detail = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    tenant_path = "partner"
+    objects = PartnerScopedManager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"{self.partner}: {self.action}"

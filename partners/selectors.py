@@ -1,0 +1,96 @@
+"""Reads for partners, staff and credentials, always restricted to one partner."""
+
+import uuid
+
+from django.core import signing
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from .models import ApiCredential, Invitation, Membership, PartnerEvent
+
+INVITATION_SALT = "partners.invitation"
+
+
+def membership_for_user(user):
+    """The user's membership with its partner, or None for operators and anonymous users."""
+    if not getattr(user, "is_authenticated", False):
+        return None
+    try:
+        return Membership.objects.select_related("partner").get(user=user)
+    except Membership.DoesNotExist:
+        return None
+
+
+def partner_overview(*, partner):
+    """The numbers on the portal dashboard."""
+    now = timezone.now()
+    staff = Membership.objects.for_partner(partner).aggregate(
+        total=Count("pk"), admins=Count("pk", filter=Q(role="admin"))
+    )
+    credentials = ApiCredential.objects.for_partner(partner).aggregate(
+        total=Count("pk"),
+        active=Count(
+            "pk",
+            filter=Q(revoked_at__isnull=True)
+            & (Q(expires_at__isnull=True) | Q(expires_at__gt=now)),
+        ),
+    )
+    open_invitations = (
+        Invitation.objects.for_partner(partner)
+        .filter(accepted_at__isnull=True, revoked_at__isnull=True, expires_at__gt=now)
+        .count()
+    )
+    return {
+        "staff": staff["total"],
+        "admins": staff["admins"],
+        "credentials": credentials["total"],
+        "active_credentials": credentials["active"],
+        "open_invitations": open_invitations,
+    }
+
+
+def staff_list(*, partner):
+    return Membership.objects.for_partner(partner).select_related("user").order_by("user__email")
+
+
+def open_invitations(*, partner):
+    return Invitation.objects.for_partner(partner).filter(
+        accepted_at__isnull=True, revoked_at__isnull=True, expires_at__gt=timezone.now()
+    )
+
+
+def credential_list(*, partner):
+    return ApiCredential.objects.for_partner(partner).select_related("created_by")
+
+
+def partner_activity(*, partner, limit=100):
+    return PartnerEvent.objects.for_partner(partner).select_related("actor")[:limit]
+
+
+def invitation_token(invitation):
+    """The signed token in an invitation link: the id, nothing secret, tamper-proof."""
+    return signing.dumps(str(invitation.pk), salt=INVITATION_SALT)
+
+
+def invitation_from_token(token):
+    """The open invitation a link names, or None for a forged, expired or used link."""
+    try:
+        invitation_id = signing.loads(token, salt=INVITATION_SALT)
+    except signing.BadSignature:
+        return None
+    invitation = (
+        Invitation.objects.select_related("partner").filter(pk=invitation_id).first()
+        if _is_uuid(invitation_id)
+        else None
+    )
+    if invitation is None or not invitation.is_open:
+        return None
+    return invitation
+
+
+def _is_uuid(value):
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,65 @@
+"""Partner e-mails and housekeeping. Tasks take ids, call one thing, and are safe to run twice."""
+
+from smtplib import SMTPException
+
+from celery import shared_task
+from django.conf import settings
+from django.core.mail import send_mail
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from .models import Invitation, Partner
+from .selectors import invitation_token
+from .services import partner_event_record
+
+MAIL_RETRY = {
+    "autoretry_for": (SMTPException, OSError),
+    "retry_backoff": 30,
+    "retry_backoff_max": 3600,
+    "max_retries": 8,
+    "time_limit": 60,
+    "soft_time_limit": 50,
+}
+
+
+@shared_task(name="partners.send_partner_status_email", **MAIL_RETRY)
+def send_partner_status_email(partner_id):
+    """Tell a partner's admins that the operator approved or suspended it."""
+    partner = Partner.objects.get(pk=partner_id)
+    recipients = {partner.contact_email} | {
+        m.user.email for m in partner.memberships.select_related("user").filter(role="admin")
+    }
+    context = {"partner": partner, "site_url": settings.SITE_URL}
+    send_mail(
+        subject=render_to_string("email/partner_status_subject.txt", context).strip(),
+        message=render_to_string("email/partner_status.txt", context),
+        from_email=None,
+        recipient_list=sorted(recipients),
+    )
+    partner_event_record(partner=partner, action="email.status_sent", status=partner.status)
+
+
+@shared_task(name="partners.send_invitation_email", **MAIL_RETRY)
+def send_invitation_email(invitation_id):
+    """Send the invitation link. A revoked or used invitation is not sent."""
+    invitation = Invitation.objects.select_related("partner", "invited_by").get(pk=invitation_id)
+    if not invitation.is_open:
+        return
+    context = {
+        "invitation": invitation,
+        "link": f"{settings.SITE_URL}/portal/join/{invitation_token(invitation)}/",
+    }
+    send_mail(
+        subject=f"You are invited to {invitation.partner.name} on Clearinghouse",
+        message=render_to_string("email/invitation.txt", context),
+        from_email=None,
+        recipient_list=[invitation.email],
+    )
+
+
+@shared_task(name="partners.expire_invitations", time_limit=120, soft_time_limit=100)
+def expire_invitations():
+    """Close invitations whose time ran out, so that the address can be invited again."""
+    return Invitation.objects.filter(
+        accepted_at__isnull=True, revoked_at__isnull=True, expires_at__lte=timezone.now()
+    ).update(revoked_at=timezone.now())

@@ -1,0 +1,37 @@
+"""The one tenancy entry point.
+
+Every model a partner can reach carries a ``tenant_path``: the lookup from the model to the
+``Partner`` that owns it. ``for_partner(partner)`` restricts any queryset of such a model to what
+that partner owns, and fails closed: without a partner it raises instead of returning everything.
+The unrestricted path is spelled ``unscoped()`` so that every use of it can be found and justified
+(admin, reconciliation, migrations).
+
+Views, serializers and tasks reach partner data only through ``for_partner``; the API's base
+viewset and the portal's mixin call it for them, and an object outside the partner's reach is a
+404 exactly like a missing one.
+"""
+
+from django.db import models
+
+
+class TenancyError(RuntimeError):
+    """A partner-scoped query was attempted without a partner."""
+
+
+class PartnerScopedQuerySet(models.QuerySet):
+    def for_partner(self, partner):
+        if partner is None or getattr(partner, "pk", None) is None:
+            raise TenancyError(f"{self.model.__name__} queried without a partner")
+        if partner._meta.label != "partners.Partner":
+            raise TenancyError(f"{partner!r} is not a Partner")
+        path = getattr(self.model, "tenant_path", None)
+        if not path:
+            raise TenancyError(f"{self.model.__name__} declares no tenant_path")
+        return self.filter(**{path: partner.pk})
+
+    def unscoped(self):
+        """Every row, whatever partner owns it. Say at the call site why that is right."""
+        return self.all()
+
+
+PartnerScopedManager = models.Manager.from_queryset(PartnerScopedQuerySet)
