@@ -269,7 +269,7 @@ def credential_create(*, partner, name, scopes, created_by, expires_at=None):
 
 
 @transaction.atomic
-def credential_revoke(*, credential, actor=None, by_credential=None):
+def credential_revoke(*, credential, actor=None, by_credential=None, reason=""):
     """Revoke a key for good. Revoking twice is harmless."""
     credential = ApiCredential.objects.select_for_update().get(pk=credential.pk)
     if credential.revoked_at:
@@ -284,6 +284,7 @@ def credential_revoke(*, credential, actor=None, by_credential=None):
         credential=by_credential or credential,
         name=credential.name,
         prefix=credential.prefix,
+        reason=reason,
     )
     return credential
 

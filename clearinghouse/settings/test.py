@@ -1,13 +1,31 @@
 """Tests: the real PostgreSQL and Redis from the environment, fast password hashing, eager Celery
-unless a test starts a real worker, e-mail kept in memory."""
+unless a test starts a real worker, e-mail kept in memory.
+
+The tests use their own Redis database (TEST_REDIS_DB, default 9) for the cache and the broker,
+so that a `make run` stack on the same Redis never picks up a test's tasks, nor a test its tasks.
+"""
+
+from urllib.parse import urlsplit, urlunsplit
 
 from .development import *  # noqa: F403
-from .development import CELERY_BEAT_SCHEDULE  # noqa: F401
+from .development import CACHES, LOGGING, REDIS_URL, env
+
+
+def _redis_db(url, db):
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{db}"))
+
+
+TEST_REDIS_URL = _redis_db(REDIS_URL, env("TEST_REDIS_DB", "9"))
+REDIS_URL = TEST_REDIS_URL
+CACHES["default"]["LOCATION"] = TEST_REDIS_URL
+CACHES["default"]["KEY_PREFIX"] = "ch-test"
+CELERY_BROKER_URL = TEST_REDIS_URL
+CELERY_RESULT_BACKEND = TEST_REDIS_URL
 
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 CELERY_TASK_ALWAYS_EAGER = True
 CELERY_TASK_EAGER_PROPAGATES = True
-CACHES["default"]["KEY_PREFIX"] = "ch-test"  # noqa: F405
-LOGGING["root"]["level"] = "WARNING"  # noqa: F405
+LOGGING["root"]["level"] = "WARNING"

@@ -34,3 +34,7 @@ class PartnerMeSerializer(serializers.Serializer):
     partner = PartnerSerializer()
     credential = CredentialSerializer(allow_null=True)
     scopes = serializers.ListField(child=serializers.CharField())
+
+
+class RevokeSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=500, required=False, allow_blank=True)

@@ -7,7 +7,7 @@ from ..models import ApiCredential, Scope
 from ..services import credential_revoke
 from .authentication import ApiClient, request_actor, request_scopes
 from .base import PartnerAPIView, PartnerScopedViewSet
-from .serializers import CredentialSerializer, PartnerMeSerializer
+from .serializers import CredentialSerializer, PartnerMeSerializer, RevokeSerializer
 
 
 class PartnerMeView(PartnerAPIView):
@@ -34,12 +34,17 @@ class CredentialViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Partne
     serializer_class = CredentialSerializer
     required_scopes = {"GET": Scope.CREDENTIALS_MANAGE, "POST": Scope.CREDENTIALS_MANAGE}
 
-    @extend_schema(request=None, responses=CredentialSerializer)
+    @extend_schema(request=RevokeSerializer, responses=CredentialSerializer)
     @action(detail=True, methods=["post"])
     def revoke(self, request, pk=None):
         credential = self.get_object()
+        body = RevokeSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
         actor, by_credential = request_actor(request)
         credential = credential_revoke(
-            credential=credential, actor=actor, by_credential=by_credential
+            credential=credential,
+            actor=actor,
+            by_credential=by_credential,
+            reason=body.validated_data.get("reason", ""),
         )
         return Response(CredentialSerializer(credential).data)

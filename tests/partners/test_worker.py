@@ -1,0 +1,56 @@
+"""A real Celery worker process takes tasks from Redis and writes to PostgreSQL."""
+
+import pytest
+
+from partners import services
+from partners.models import Partner, PartnerEvent
+from tests.support.processes import celery_worker, real_broker, wait_for
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+
+def test_approval_email_is_sent_by_a_real_worker_after_commit(operator):
+    partner, _ = services.partner_register(
+        name="Worker Test Retail",
+        kind=Partner.Kind.RETAILER,
+        contact_email="c@w.example",
+        admin_email="a@w.example",
+        admin_password="a-long-password-123",
+    )
+    with real_broker() as app, celery_worker():
+        app.control.purge()
+        services.partner_approve(partner=partner, actor=operator)
+        event = wait_for(
+            lambda: PartnerEvent.objects.filter(
+                partner=partner, action="email.status_sent"
+            ).first(),
+            message="the worker to send the approval e-mail",
+        )
+    assert event.detail == {"status": "active"}
+
+
+def test_a_task_enqueued_inside_a_rolled_back_transaction_never_runs(operator):
+    from django.db import transaction
+
+    partner, _ = services.partner_register(
+        name="Rollback Retail",
+        kind=Partner.Kind.RETAILER,
+        contact_email="c@r.example",
+        admin_email="a@r.example",
+        admin_password="a-long-password-123",
+    )
+    with real_broker() as app, celery_worker():
+        app.control.purge()
+        with pytest.raises(RuntimeError), transaction.atomic():
+            services.partner_approve(partner=partner, actor=operator)
+            raise RuntimeError("roll back")
+        # A later, committed change proves the worker is alive and has drained the queue.
+        services.partner_suspend(partner=partner, actor=operator)
+        wait_for(
+            lambda: PartnerEvent.objects.filter(
+                partner=partner, action="email.status_sent"
+            ).exists(),
+            message="the suspension e-mail",
+        )
+    sent = PartnerEvent.objects.filter(partner=partner, action="email.status_sent")
+    assert [e.detail["status"] for e in sent] == ["suspended"]

@@ -1,0 +1,127 @@
+"""Real processes for tests: a Celery worker on the test database and the test broker."""
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dj_database_url
+from django.conf import settings
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+def test_database_url():
+    """The URL of the database pytest-django created, for processes started by a test."""
+    s = connection.settings_dict
+    return (
+        f"postgres://{s['USER'] or 'postgres'}"
+        + (f":{s['PASSWORD']}" if s["PASSWORD"] else "")
+        + f"@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+    )
+
+
+def process_env(**extra):
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "clearinghouse.settings.test",
+        "DATABASE_URL": test_database_url(),
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.update({k: str(v) for k, v in extra.items()})
+    assert dj_database_url.parse(env["DATABASE_URL"])["NAME"].startswith("test_")
+    return env
+
+
+@contextlib.contextmanager
+def celery_worker(*, concurrency=1, pool="prefork", queues="celery", log_path=None, **env):
+    """Start `celery worker` as a separate OS process; stop it (or what is left of it) after."""
+    from clearinghouse.celery import app
+
+    log_path = log_path or ROOT / ".data" / "test-worker.log"
+    log_path.parent.mkdir(exist_ok=True)
+    log = open(log_path, "ab")  # noqa: SIM115
+    cmd = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "clearinghouse",
+        "worker",
+        "--loglevel",
+        "INFO",
+        "--pool",
+        pool,
+        "--concurrency",
+        str(concurrency),
+        "--queues",
+        queues,
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+        "--hostname",
+        f"test-{os.getpid()}-{time.monotonic_ns()}@%h",
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        env=process_env(**env),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        _wait_until_ready(app, proc)
+        yield proc
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
+
+
+def _wait_until_ready(app, proc, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(
+                f"the worker exited with {proc.returncode}; see .data/test-worker.log"
+            )
+        replies = app.control.ping(timeout=0.5)
+        if replies:
+            return
+    raise RuntimeError("the worker did not answer a ping within 60 s; see .data/test-worker.log")
+
+
+@contextlib.contextmanager
+def real_broker():
+    """Send tasks to the broker for this block instead of running them eagerly."""
+    from clearinghouse.celery import app
+
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = False
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    try:
+        yield app
+    finally:
+        app.conf.task_always_eager = previous
+        settings.CELERY_TASK_ALWAYS_EAGER = previous
+
+
+def wait_for(predicate, timeout=30, interval=0.1, message="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message}")
