@@ -187,7 +187,7 @@ case "$cmd" in
     bootstrap
     ensure_chromium
     say "ruff"
-    ruff check . && ruff format --check . >/dev/null || die "ruff found problems: run 'make format' and look at what is left"
+    ruff check . && ruff format --check . || die "ruff found problems: run 'make format' and look at what is left"
     say "django checks"
     DJANGO_SETTINGS_MODULE=clearinghouse.settings.test python manage.py check --fail-level WARNING
     DJANGO_SETTINGS_MODULE=clearinghouse.settings.test python manage.py makemigrations --check --dry-run >/dev/null \
