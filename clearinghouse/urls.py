@@ -3,12 +3,14 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from consent import views as consent_views
 from partners.forms import PortalAuthenticationForm
 
 from . import views
 
 api_v1 = [
     path("", include("partners.api.urls")),
+    path("", include("consent.api.urls")),
     # Anything else under /api/ is a problem+json 404, in DEBUG too.
     re_path(r"^.*$", views.api_not_found),
 ]
@@ -24,6 +26,12 @@ urlpatterns = [
     ),
     path("accounts/", include("django.contrib.auth.urls")),
     path("portal/", include("partners.urls")),
+    path("me/", include("consent.urls")),
+    path(
+        ".well-known/clearinghouse-receipt-keys.json",
+        consent_views.receipt_keys,
+        name="receipt-keys",
+    ),
     path("api/v1/", include((api_v1, "api"))),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

@@ -42,12 +42,20 @@ class socket_closed_port:
         return False
 
 
+PRODUCTION_KEYS = {
+    "IDENTIFIER_HMAC_KEYS": "1:" + "A" * 43 + "=",
+    "MASTER_KEYS": "1:" + "B" * 43 + "=",
+    "RECEIPT_SIGNING_KEYS": "1:" + "C" * 43 + "=",
+}
+
+
 def test_production_settings_pass_check_deploy():
     env = {
         **{k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"},
         "DJANGO_SETTINGS_MODULE": "clearinghouse.settings.production",
         "SECRET_KEY": "k7#Vq2!xPz9@Lm4$Rt6^Wb8&Nc1*Hd3(Jf5)Gs0-Ye2+Ua7=Io9",
         "ALLOWED_HOSTS": "clearinghouse.example",
+        **PRODUCTION_KEYS,
     }
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
@@ -62,7 +70,7 @@ def test_production_settings_pass_check_deploy():
 
 def test_production_refuses_to_start_without_a_secret_key():
     env = {k: v for k, v in os.environ.items() if k != "SECRET_KEY"}
-    env["DJANGO_SETTINGS_MODULE"] = "clearinghouse.settings.production"
+    env.update(PRODUCTION_KEYS, DJANGO_SETTINGS_MODULE="clearinghouse.settings.production")
     result = subprocess.run(
         [sys.executable, "manage.py", "check"],
         cwd=ROOT,
@@ -156,3 +164,20 @@ def test_for_partner_fails_closed(db):
 
     with pytest.raises(TenancyError):
         ApiCredential.objects.for_partner(None)
+
+
+def test_production_refuses_to_start_without_key_material():
+    env = {k: v for k, v in os.environ.items() if k not in PRODUCTION_KEYS}
+    env.update(
+        DJANGO_SETTINGS_MODULE="clearinghouse.settings.production",
+        SECRET_KEY="k7#Vq2!xPz9@Lm4$Rt6^Wb8&Nc1*Hd3(Jf5)Gs0-Ye2+Ua7=Io9",
+    )
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0 and "generate_keys" in result.stderr

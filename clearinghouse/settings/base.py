@@ -158,6 +158,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "partners.expire_invitations",
         "schedule": 3600.0,
     },
+    "consent-record-expiries": {
+        "task": "consent.record_expiries",
+        "schedule": 60.0,
+    },
 }
 
 # --- REST framework -----------------------------------------------------------------------
@@ -214,3 +218,23 @@ WEBHOOKS_ALLOW_HTTP = False
 # Invitations and password-reset links stay valid for this long.
 INVITATION_TTL_HOURS = int(env("INVITATION_TTL_HOURS", "72"))
 CSRF_FAILURE_VIEW = "clearinghouse.views.csrf_failure"
+
+# --- Customer identity, encryption and receipts ------------------------------------------------
+# Versioned keyrings as "version:base64key,version:base64key"; *_ID names the version used for new
+# data. Older versions stay readable until they are removed (after `manage.py rotate_master_key`).
+# Empty in development: keys are then derived from SECRET_KEY (production refuses that).
+# `manage.py generate_keys` prints fresh values.
+IDENTIFIER_HMAC_KEYS = env("IDENTIFIER_HMAC_KEYS", "")
+IDENTIFIER_HMAC_KEY_ID = env("IDENTIFIER_HMAC_KEY_ID", "")
+MASTER_KEYS = env("MASTER_KEYS", "")
+MASTER_KEY_ID = env("MASTER_KEY_ID", "")
+RECEIPT_SIGNING_KEYS = env("RECEIPT_SIGNING_KEYS", "")
+RECEIPT_SIGNING_KEY_ID = env("RECEIPT_SIGNING_KEY_ID", "")
+# Phone numbers without a leading + are read in this region (ISO 3166 code); empty: refused.
+PHONE_DEFAULT_REGION = env("PHONE_DEFAULT_REGION", "")
+
+# Customer dashboard sign-in
+MAGIC_LINK_TTL_MINUTES = int(env("MAGIC_LINK_TTL_MINUTES", "15"))
+MAGIC_LINKS_PER_ADDRESS_PER_HOUR = int(env("MAGIC_LINKS_PER_ADDRESS_PER_HOUR", "5"))
+MAGIC_LINKS_PER_IP_PER_HOUR = int(env("MAGIC_LINKS_PER_IP_PER_HOUR", "30"))
+CUSTOMER_SESSION_MINUTES = int(env("CUSTOMER_SESSION_MINUTES", "60"))

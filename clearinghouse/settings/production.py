@@ -28,3 +28,9 @@ if env("SECURE_PROXY_SSL_HEADER_NAME"):
     SECURE_PROXY_SSL_HEADER = (env("SECURE_PROXY_SSL_HEADER_NAME"), "https")
 EMAIL_BACKEND = env("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
 WEBHOOKS_ALLOW_HTTP = False
+
+for _name in ("IDENTIFIER_HMAC_KEYS", "MASTER_KEYS", "RECEIPT_SIGNING_KEYS"):
+    if not env(_name):
+        raise ImproperlyConfigured(
+            f"{_name} must be set in production: run `manage.py generate_keys` and keep the output secret."
+        )

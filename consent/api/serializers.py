@@ -1,0 +1,123 @@
+from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from partners.models import Partner
+
+from .. import identity
+from ..catalogue import CATEGORIES, PURPOSES
+
+
+class IdentifierSerializer(serializers.Serializer):
+    """A customer named by e-mail, phone (E.164, or national with PHONE_DEFAULT_REGION) or
+    loyalty number (of the calling partner's programme): the value, or the SHA-256 hex of its
+    normalised form."""
+
+    kind = serializers.ChoiceField(choices=identity.KINDS)
+    value = serializers.CharField(required=False, max_length=320, trim_whitespace=False)
+    sha256 = serializers.CharField(required=False, max_length=64)
+
+    def validate(self, data):
+        programme = self.context.get("programme")
+        try:
+            return identity.parse_identifier(
+                kind=data["kind"],
+                value=data.get("value"),
+                sha256=data.get("sha256"),
+                programme_id=programme.pk if programme else None,
+            )
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.messages) from exc
+
+
+class EvidenceSerializer(serializers.Serializer):
+    channel = serializers.CharField(
+        max_length=60, help_text="e.g. 'checkout', 'app', 'call-centre'"
+    )
+    text_shown = serializers.CharField(max_length=5000)
+    collected_at = serializers.DateTimeField()
+
+
+class ConsentCreateSerializer(serializers.Serializer):
+    identifier = IdentifierSerializer()
+    purpose = serializers.ChoiceField(choices=list(PURPOSES))
+    categories = serializers.ListField(
+        child=serializers.ChoiceField(choices=list(CATEGORIES)),
+        required=False,
+        allow_empty=False,
+        max_length=len(CATEGORIES),
+    )
+    policy_version = serializers.IntegerField(required=False, min_value=1)
+    grantee = serializers.SlugRelatedField(
+        slug_field="slug",
+        queryset=Partner.objects.none(),
+        required=False,
+        help_text="The partner the customer consented to (slug); the caller when omitted.",
+    )
+    evidence = EvidenceSerializer()
+    expires_at = serializers.DateTimeField(required=False, allow_null=True)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Any active partner may be named as grantee: a retailer collects consent for a
+        # manufacturer at its till. Only the slug is visible, and only of active partners.
+        self.fields["grantee"].queryset = Partner.objects.unscoped().filter(status="active")
+
+
+class ReceiptDocumentSerializer(serializers.Serializer):
+    receipt = serializers.DictField(help_text="The signed payload (canonical JSON is signed).")
+    signature = serializers.CharField(help_text="Ed25519 signature, base64url")
+    kid = serializers.CharField(help_text="Key id in /.well-known/clearinghouse-receipt-keys.json")
+    alg = serializers.CharField()
+
+
+class ConsentSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    customer = serializers.UUIDField(source="customer_id", help_text="Pseudonymous reference.")
+    grantee = serializers.CharField(source="grantee.slug")
+    purpose = serializers.CharField()
+    categories = serializers.ListField(child=serializers.CharField())
+    policy_version = serializers.IntegerField()
+    source = serializers.CharField()
+    granted_at = serializers.DateTimeField()
+    expires_at = serializers.DateTimeField(allow_null=True)
+    revoked_at = serializers.DateTimeField(allow_null=True)
+    receipt = serializers.SerializerMethodField()
+
+    @extend_schema_field(ReceiptDocumentSerializer(allow_null=True))
+    def get_receipt(self, grant):
+        receipt = getattr(grant, "receipt", None)
+        if receipt is None:
+            return None
+        return {
+            "receipt": receipt.payload,
+            "signature": receipt.signature,
+            "kid": receipt.key_id,
+            "alg": "EdDSA",
+        }
+
+
+class ConsentStatusQuerySerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=identity.KINDS)
+    value = serializers.CharField(required=False, max_length=320, trim_whitespace=False)
+    sha256 = serializers.CharField(required=False, max_length=64)
+
+
+class PurposeStatusSerializer(serializers.Serializer):
+    purpose = serializers.CharField()
+    granted = serializers.BooleanField()
+    categories = serializers.ListField(child=serializers.CharField())
+    policy_version = serializers.IntegerField(allow_null=True)
+    granted_at = serializers.DateTimeField(allow_null=True)
+    expires_at = serializers.DateTimeField(allow_null=True)
+    consent_id = serializers.UUIDField(allow_null=True)
+
+
+class ConsentStatusSerializer(serializers.Serializer):
+    customer = serializers.UUIDField(allow_null=True, help_text="Pseudonymous reference, if known.")
+    purposes = PurposeStatusSerializer(many=True)
+
+
+class CatalogueSerializer(serializers.Serializer):
+    purposes = serializers.ListField(child=serializers.DictField())
+    categories = serializers.ListField(child=serializers.DictField())

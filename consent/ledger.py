@@ -1,0 +1,132 @@
+"""The consent ledger: append-only and hash-chained.
+
+``ledger_append`` serialises writers with a transaction-scoped advisory lock, numbers entries
+consecutively (``seq``) and chains them: ``hash = sha256(prev_hash + canonical(entry))``. A gap in
+``seq`` means a removed entry, a ``prev_hash`` that does not match means a removed or reordered
+one, a ``hash`` that does not match its content means an edited one. ``ledger_verify`` walks the
+chain in bounded memory and names the first broken entry.
+"""
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from .models import LedgerEntry
+
+GENESIS = "0" * 64
+LEDGER_LOCK = 7_302_215_001  # pg_advisory_xact_lock key of the ledger
+
+
+def _canonical(seq, recorded_at, kind, customer_ref, partner_ref, payload):
+    return json.dumps(
+        {
+            "seq": seq,
+            "recorded_at": recorded_at.isoformat(),
+            "kind": kind,
+            "customer": str(customer_ref) if customer_ref else None,
+            "partner": str(partner_ref) if partner_ref else None,
+            "payload": payload,
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        default=str,
+    )
+
+
+def entry_hash(prev_hash, seq, recorded_at, kind, customer_ref, partner_ref, payload):
+    content = _canonical(seq, recorded_at, kind, customer_ref, partner_ref, payload)
+    return hashlib.sha256((prev_hash + content).encode()).hexdigest()
+
+
+def ledger_append_many(entries):
+    """Append ``(kind, customer_ref, partner_ref, payload)`` tuples in order, in the caller's
+    transaction. Returns the new entries."""
+    if not entries:
+        return []
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [LEDGER_LOCK])
+        last = LedgerEntry.objects.order_by("-seq").values_list("seq", "hash").first()
+        seq, prev = last if last else (0, GENESIS)
+        now = timezone.now()
+        rows = []
+        for kind, customer_ref, partner_ref, payload in entries:
+            seq += 1
+            payload = json.loads(json.dumps(payload, default=str))  # stored exactly as hashed
+            digest = entry_hash(prev, seq, now, kind, customer_ref, partner_ref, payload)
+            rows.append(
+                LedgerEntry(
+                    seq=seq,
+                    recorded_at=now,
+                    kind=kind,
+                    customer_ref=customer_ref,
+                    partner_ref=partner_ref,
+                    payload=payload,
+                    prev_hash=prev,
+                    hash=digest,
+                )
+            )
+            prev = digest
+        return LedgerEntry.objects.bulk_create(rows)
+
+
+def ledger_append(*, kind, customer_ref=None, partner_ref=None, **payload):
+    return ledger_append_many([(kind, customer_ref, partner_ref, payload)])[0]
+
+
+@dataclass
+class LedgerProblem:
+    seq: int
+    problem: str
+
+    def __str__(self):
+        return f"entry {self.seq}: {self.problem}"
+
+
+def ledger_verify(*, chunk=5000, progress=None):
+    """Walk the whole chain. Returns (entries checked, [problems]); an intact ledger has none."""
+    problems = []
+    expected_seq, prev = 1, GENESIS
+    checked = 0
+    last_seq = 0
+    while True:
+        batch = list(
+            LedgerEntry.objects.filter(seq__gt=last_seq)
+            .order_by("seq")[:chunk]
+            .values_list(
+                "seq",
+                "recorded_at",
+                "kind",
+                "customer_ref",
+                "partner_ref",
+                "payload",
+                "prev_hash",
+                "hash",
+            )
+        )
+        if not batch:
+            break
+        for seq, recorded_at, kind, customer_ref, partner_ref, payload, prev_hash, stored in batch:
+            if seq != expected_seq:
+                problems.append(
+                    LedgerProblem(seq, f"entries {expected_seq}–{seq - 1} are missing (removed)")
+                )
+            if prev_hash != prev:
+                problems.append(
+                    LedgerProblem(seq, "does not follow the entry before it (removed or reordered)")
+                )
+            recomputed = entry_hash(
+                prev_hash, seq, recorded_at, kind, customer_ref, partner_ref, payload
+            )
+            if recomputed != stored:
+                problems.append(LedgerProblem(seq, "its content does not match its hash (edited)"))
+            prev, expected_seq = stored, seq + 1
+            checked += 1
+        last_seq = batch[-1][0]
+        if progress:
+            progress(checked)
+    return checked, problems

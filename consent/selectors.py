@@ -1,0 +1,139 @@
+"""Reads on the customer's side. ``consent_allows`` and ``consent_exists`` are THE consent check:
+every visibility rule calls one of them, at read time, against the database — never a cache."""
+
+from django.db.models import Exists, OuterRef, Q
+from django.utils import timezone
+
+from .catalogue import CATEGORIES, PURPOSES
+from .models import (
+    AccessLogEntry,
+    ConsentGrant,
+    Customer,
+    CustomerSource,
+    Identifier,
+    Receipt,
+)
+
+
+def _active(at):
+    return Q(revoked_at__isnull=True, customer__erased_at__isnull=True) & (
+        Q(expires_at__isnull=True) | Q(expires_at__gt=at)
+    )
+
+
+def consent_allows(*, partner, customer_id, purpose, category, at=None):
+    """May ``partner`` see ``category`` data of customer ``customer_id`` for ``purpose`` now?
+    True only for an active, unexpired grant of a live customer that names the category."""
+    if customer_id is None or partner is None:
+        return False
+    return (
+        ConsentGrant.objects.filter(
+            customer_id=customer_id,
+            grantee_id=partner.pk,
+            purpose=purpose,
+            categories__contains=[category],
+        )
+        .filter(_active(at or timezone.now()))
+        .exists()
+    )
+
+
+def consent_exists(*, partner_id, purpose, category, customer=None, at=None):
+    """The same rule as ``consent_allows`` as an SQL ``EXISTS``, for set-based queries over rows
+    that carry a customer (``customer`` is an ``OuterRef`` to it)."""
+    customer = customer if customer is not None else OuterRef("customer_id")
+    return Exists(
+        ConsentGrant.objects.filter(
+            grantee_id=partner_id,
+            customer_id=customer,
+            purpose=purpose,
+            categories__contains=[category],
+        ).filter(_active(at or timezone.now()))
+    )
+
+
+def customer_by_identifier(parsed):
+    """The live customer an identifier names, or None."""
+    digests = [d for _, d in parsed.digests()]
+    ident = (
+        Identifier.objects.select_related("customer")
+        .filter(
+            kind=parsed.kind,
+            namespace=parsed.namespace,
+            digest__in=digests,
+            customer__erased_at__isnull=True,
+        )
+        .first()
+    )
+    return ident.customer if ident else None
+
+
+def consent_status(*, partner, customer, at=None):
+    """Per purpose, what the customer allows this partner now (for the partner's API)."""
+    at = at or timezone.now()
+    grants = {}
+    if customer is not None:
+        for grant in (
+            ConsentGrant.objects.for_partner(partner).filter(customer=customer).filter(_active(at))
+        ):
+            grants[grant.purpose] = grant
+    out = []
+    for key in PURPOSES:
+        grant = grants.get(key)
+        out.append(
+            {
+                "purpose": key,
+                "granted": grant is not None,
+                "categories": list(grant.categories) if grant else [],
+                "policy_version": grant.policy_version if grant else None,
+                "granted_at": grant.granted_at if grant else None,
+                "expires_at": grant.expires_at if grant else None,
+                "consent_id": grant.pk if grant else None,
+            }
+        )
+    return out
+
+
+def customer_overview(*, customer, at=None):
+    """The dashboard's overview: each partner that holds my data or may use it, with the
+    categories it holds and the purposes it may use them for."""
+    at = at or timezone.now()
+    rows = {}
+    for source in CustomerSource.objects.filter(customer=customer).select_related("partner"):
+        rows[source.partner_id] = {
+            "partner": source.partner,
+            "holds": set(source.categories),
+            "purposes": {},
+        }
+    for grant in (
+        ConsentGrant.objects.filter(customer=customer).filter(_active(at)).select_related("grantee")
+    ):
+        row = rows.setdefault(
+            grant.grantee_id, {"partner": grant.grantee, "holds": set(), "purposes": {}}
+        )
+        row["purposes"][grant.purpose] = grant
+    for row in rows.values():
+        row["holds"] = [CATEGORIES[c] for c in sorted(row["holds"]) if c in CATEGORIES]
+    return sorted(rows.values(), key=lambda r: r["partner"].name)
+
+
+def customer_grants(*, customer):
+    return ConsentGrant.objects.filter(customer=customer).select_related("grantee", "collected_by")
+
+
+def customer_receipts(*, customer):
+    return Receipt.objects.filter(customer=customer).select_related("grant__grantee")
+
+
+def customer_access_log(*, customer, limit=500):
+    return AccessLogEntry.objects.filter(customer=customer).select_related("partner")[:limit]
+
+
+def customer_live(customer_id):
+    return Customer.objects.filter(pk=customer_id, erased_at__isnull=True).first()
+
+
+def open_grant(*, customer, grantee, purpose):
+    return ConsentGrant.objects.filter(
+        customer=customer, grantee=grantee, purpose=purpose, revoked_at__isnull=True
+    ).first()

@@ -1,0 +1,40 @@
+"""Consent tasks: sign-in e-mails and the expiry sweep. Ids in, one service call, safe twice."""
+
+from celery import shared_task
+from django.conf import settings
+from django.core.mail import send_mail
+from django.template.loader import render_to_string
+
+from . import identity, services
+from .models import MagicLink
+
+RETRY = {"autoretry_for": (OSError,), "retry_backoff": 10, "max_retries": 5}
+
+
+@shared_task(name="consent.send_magic_link", time_limit=60, soft_time_limit=50, **RETRY)
+def send_magic_link(link_id):
+    """E-mail the sign-in link to the address the customer typed (decrypted only here)."""
+    link = MagicLink.objects.select_related("identifier", "customer").filter(pk=link_id).first()
+    if link is None or link.used_at or link.customer.is_erased:
+        return
+    keys = services.data_keys_for([link.customer_id])
+    if link.customer_id not in keys or not link.identifier.ciphertext:
+        return
+    address = identity.decrypt_value(
+        keys[link.customer_id], link.identifier.ciphertext, f"email:{link.customer_id}"
+    )
+    context = {
+        "link": f"{settings.SITE_URL}/me/link/{services.magic_link_token(link)}/",
+        "minutes": settings.MAGIC_LINK_TTL_MINUTES,
+    }
+    send_mail(
+        subject="Your sign-in link for the Clearinghouse privacy dashboard",
+        message=render_to_string("email/magic_link.txt", context),
+        from_email=None,
+        recipient_list=[address],
+    )
+
+
+@shared_task(name="consent.record_expiries", time_limit=300, soft_time_limit=280)
+def record_expiries():
+    return services.consent_record_expiries()
