@@ -6,9 +6,16 @@ from django.core import signing
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from .models import ApiCredential, Invitation, Membership, PartnerEvent
+from .models import ApiCredential, Invitation, Membership, Partner, PartnerEvent
 
 INVITATION_SALT = "partners.invitation"
+
+
+def active_partner_by_slug(slug):
+    """An active partner by its public slug, or None. Any partner may name another as the
+    recipient of a consent it collected; only active partners can be named."""
+    # Unscoped on purpose: naming a counterpart needs no access to its objects.
+    return Partner.objects.unscoped().filter(slug=slug, status=Partner.Status.ACTIVE).first()
 
 
 def membership_for_user(user):

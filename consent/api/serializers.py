@@ -2,8 +2,6 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from partners.models import Partner
-
 from .. import identity
 from ..catalogue import CATEGORIES, PURPOSES
 
@@ -48,20 +46,13 @@ class ConsentCreateSerializer(serializers.Serializer):
         max_length=len(CATEGORIES),
     )
     policy_version = serializers.IntegerField(required=False, min_value=1)
-    grantee = serializers.SlugRelatedField(
-        slug_field="slug",
-        queryset=Partner.objects.none(),
+    grantee = serializers.SlugField(
         required=False,
-        help_text="The partner the customer consented to (slug); the caller when omitted.",
+        help_text="The partner the customer consented to (its slug); the caller when omitted. "
+        "A retailer may record, at its till, a consent given to a manufacturer.",
     )
     evidence = EvidenceSerializer()
     expires_at = serializers.DateTimeField(required=False, allow_null=True)
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        # Any active partner may be named as grantee: a retailer collects consent for a
-        # manufacturer at its till. Only the slug is visible, and only of active partners.
-        self.fields["grantee"].queryset = Partner.objects.unscoped().filter(status="active")
 
 
 class ReceiptDocumentSerializer(serializers.Serializer):

@@ -7,6 +7,7 @@ from rest_framework.response import Response
 
 from partners.api.base import PartnerAPIView, PartnerScopedViewSet
 from partners.models import Scope
+from partners.selectors import active_partner_by_slug
 
 from .. import identity, selectors, services
 from ..catalogue import CATEGORIES, PURPOSES
@@ -43,6 +44,11 @@ class ConsentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PartnerSc
         body = ConsentCreateSerializer(data=request.data, context={"programme": self.partner})
         body.is_valid(raise_exception=True)
         data = body.validated_data
+        grantee = self.partner
+        if data.get("grantee"):
+            grantee = active_partner_by_slug(data["grantee"])
+            if grantee is None:
+                raise exceptions.ValidationError({"grantee": "No active partner has this slug."})
         try:
             with transaction.atomic():
                 customer = services.customer_resolve(
@@ -50,7 +56,7 @@ class ConsentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PartnerSc
                 )
                 grant = services.consent_grant(
                     customer=customer,
-                    grantee=data.get("grantee") or self.partner,
+                    grantee=grantee,
                     purpose=data["purpose"],
                     categories=data.get("categories"),
                     policy_version=data.get("policy_version"),
