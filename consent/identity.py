@@ -46,6 +46,9 @@ def normalise(kind, value):
         return value
     if kind == PHONE:
         region = settings.PHONE_DEFAULT_REGION or None
+        compact = re.sub(r"[\s().\-/]", "", value)
+        if compact.startswith("00"):  # the international call prefix used across Europe
+            value = "+" + compact[2:]
         try:
             number = phonenumbers.parse(value, region)
         except phonenumbers.NumberParseException as exc:

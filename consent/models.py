@@ -9,6 +9,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from partners.models import Partner
+from partners.tenancy import PartnerScopedManager
 
 
 class Customer(models.Model):
@@ -136,6 +137,7 @@ class ConsentGrant(models.Model):
     expiry_recorded_at = models.DateTimeField(null=True, blank=True)
 
     tenant_path = "grantee"
+    objects = PartnerScopedManager()
 
     class Meta:
         ordering = ["-granted_at"]

@@ -137,3 +137,12 @@ def open_grant(*, customer, grantee, purpose):
     return ConsentGrant.objects.filter(
         customer=customer, grantee=grantee, purpose=purpose, revoked_at__isnull=True
     ).first()
+
+
+def consent_partners(*, customer):
+    """The active partners a customer can give consent to here: those that hold data on them and
+    those they ever gave consent to (so a withdrawn consent can be given again)."""
+    holders = {row["partner"].pk: row["partner"] for row in customer_overview(customer=customer)}
+    for grant in ConsentGrant.objects.filter(customer=customer).select_related("grantee"):
+        holders.setdefault(grant.grantee_id, grant.grantee)
+    return sorted((p for p in holders.values() if p.is_active), key=lambda p: p.name)

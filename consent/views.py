@@ -117,37 +117,29 @@ class OverviewView(CustomerView):
 
 
 class ConsentsView(CustomerView):
-    def _partners(self):
-        holders = selectors.customer_overview(customer=self.customer)
-        return [row["partner"] for row in holders if row["partner"].is_active]
-
     def get(self, request):
-        holders = selectors.customer_overview(customer=self.customer)
-        rows = []
-        for row in holders:
-            if not row["partner"].is_active:
-                continue
-            rows.append(
-                {
-                    "partner": row["partner"],
-                    "purposes": [
-                        {
-                            "purpose": p,
-                            "grant": row["purposes"].get(key),
-                            "categories": [CATEGORIES[c] for c in p.default_categories],
-                        }
-                        for key, p in PURPOSES.items()
-                    ],
-                }
-            )
-        history = []
-        for receipt in selectors.customer_receipts(customer=self.customer):
-            history.append(
-                {
-                    "receipt": receipt,
-                    "verified": receipts.verify(receipt.payload, receipt.signature, receipt.key_id),
-                }
-            )
+        active = {
+            row["partner"].pk: row["purposes"]
+            for row in selectors.customer_overview(customer=self.customer)
+        }
+        rows = [
+            {
+                "partner": partner,
+                "purposes": [
+                    {
+                        "purpose": p,
+                        "grant": active.get(partner.pk, {}).get(key),
+                        "categories": [CATEGORIES[c] for c in p.default_categories],
+                    }
+                    for key, p in PURPOSES.items()
+                ],
+            }
+            for partner in selectors.consent_partners(customer=self.customer)
+        ]
+        history = [
+            {"receipt": r, "verified": receipts.verify(r.payload, r.signature, r.key_id)}
+            for r in selectors.customer_receipts(customer=self.customer)
+        ]
         return self.render("dashboard/consents.html", {"rows": rows, "history": history})
 
     def post(self, request):
@@ -155,9 +147,8 @@ class ConsentsView(CustomerView):
         if not form.is_valid():
             messages.error(request, "That change could not be made: unknown partner or purpose.")
             return redirect("dashboard:consents")
-        partner = next(
-            (p for p in self._partners() if str(p.pk) == str(form.cleaned_data["partner"])), None
-        )
+        partners = selectors.consent_partners(customer=self.customer)
+        partner = next((p for p in partners if p.pk == form.cleaned_data["partner"]), None)
         if partner is None:
             raise Http404
         purpose = form.cleaned_data["purpose"]

@@ -60,7 +60,12 @@ def flatten_errors(detail, path=""):
     if isinstance(detail, dict):
         out = []
         for key, value in detail.items():
-            name = path if key == "non_field_errors" else (f"{path}.{key}" if path else str(key))
+            if key == "non_field_errors":
+                name = path
+            elif isinstance(key, int):
+                name = f"{path}[{key}]"
+            else:
+                name = f"{path}.{key}" if path else str(key)
             out.extend(flatten_errors(value, name))
         return out
     if isinstance(detail, list):
