@@ -226,6 +226,35 @@ def customer_resolve(*, identifier, partner, categories=()):
     return Customer.objects.get(pk=customer_id)
 
 
+@transaction.atomic
+def identifier_attach(*, customer, identifier, partner):
+    """Add another identifier (say the loyalty number beside the e-mail) to a customer. An
+    identifier that already names someone else is left alone: subjects are never merged on a
+    partner's word. Returns True when it was attached (or already was)."""
+    known = _lookup([identifier])
+    key = (identifier.kind, identifier.namespace, identifier.sha256)
+    if key in known:
+        return known[key][0] == customer.pk
+    if customer.is_erased:
+        return False
+    data_key = data_keys_for([customer.pk])[customer.pk]
+    version, digest = identifier.current_digest()
+    Identifier.objects.create(
+        customer=customer,
+        kind=identifier.kind,
+        namespace=identifier.namespace,
+        hmac_version=version,
+        digest=digest,
+        first_seen_by=partner,
+        ciphertext=identity.encrypt_value(
+            data_key, identifier.raw, f"{identifier.kind}:{customer.pk}"
+        )
+        if identifier.raw
+        else None,
+    )
+    return True
+
+
 def identifiers_decrypt(customer):
     """The customer's own identifiers in clear, for the customer alone (export, e-mail)."""
     keys = data_keys_for([customer.pk])

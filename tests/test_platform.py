@@ -96,7 +96,7 @@ def _layer_of(module):
     top = module.split(".")[0]
     if top == "clearinghouse":
         parts = module.split(".")
-        config = {"settings", "urls", "celery", "wsgi", "asgi", "views"}
+        config = {"settings", "urls", "celery", "wsgi", "asgi", "views", "management", "apps"}
         if len(parts) == 1 or parts[1] in config:
             return None  # project configuration may import anything
         return "clearinghouse_core"

@@ -147,3 +147,16 @@ def test_a_wrapped_key_is_bound_to_its_customer(make_partner, make_customer):
     key_a = CustomerKey.objects.get(customer=a)
     with pytest.raises(InvalidTag):
         identity.unwrap_data_key(key_a.wrapped, b.pk, key_a.master_version)
+
+
+def test_attaching_identifiers_links_them_but_never_merges_subjects(make_partner, make_customer):
+    shop, _ = make_partner(kind=Partner.Kind.RETAILER)
+    alice = make_customer("alice@example.org", shop)
+    bob = make_customer("bob@example.org", shop)
+    loyalty = identity.parse_identifier(kind="loyalty", value="BM-1001", programme_id=shop.pk)
+    assert services.identifier_attach(customer=alice, identifier=loyalty, partner=shop)
+    assert services.customer_resolve(identifier=loyalty, partner=shop) == alice
+    bob_mail = identity.parse_identifier(kind="email", value="bob@example.org")
+    assert not services.identifier_attach(customer=alice, identifier=bob_mail, partner=shop)
+    assert services.customer_resolve(identifier=bob_mail, partner=shop) == bob
+    assert {i["kind"] for i in services.identifiers_decrypt(alice)} == {"email", "loyalty"}

@@ -1,0 +1,38 @@
+"""Load the demo (idempotent: run it as often as you like).
+
+Each layer contributes its part: partners, then customers and consents, then (in later layers)
+records and telemetry. Each run issues fresh demo API keys, because a key is shown only once and
+stored only as a hash; the logins and keys are printed and written to .data/demo.txt.
+"""
+
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from consent import demo as consent_demo
+from partners import demo as partners_demo
+
+
+class Command(BaseCommand):
+    help = "Load the demo: partners of both kinds, staff, API keys, customers with consents."
+
+    def step(self, text):
+        self.stdout.write(f"  · {text}")
+        self.stdout.flush()
+
+    def handle(self, *args, **options):
+        with transaction.atomic():
+            partners, lines = partners_demo.load(self.step)
+            consent_demo.load(partners, self.step)
+        lines += [
+            "Customer dashboard: /me/ — sign in as alice@example.org (or bob@, chiara@, dmitri@, emma@example.org).",
+            "    The sign-in link is e-mailed to .data/mail/ (newest file), or print one now with:",
+            "    .venv/bin/python manage.py demo_sign_in_link alice@example.org",
+        ]
+        text = "\n".join(lines) + "\n"
+        out = Path(settings.BASE_DIR) / ".data" / "demo.txt"
+        out.parent.mkdir(exist_ok=True)
+        out.write_text(text)
+        self.stdout.write(text)
