@@ -181,3 +181,13 @@ def test_production_refuses_to_start_without_key_material():
         timeout=120,
     )
     assert result.returncode != 0 and "generate_keys" in result.stderr
+
+
+def test_record_vocabulary_matches_the_consent_catalogue():
+    from consent.catalogue import CATEGORIES, PURPOSES
+    from partners import record_kinds
+
+    assert set(record_kinds.PURPOSES) == set(PURPOSES)
+    assert set(record_kinds.CATEGORIES) == set(CATEGORIES)
+    for kind in record_kinds.KINDS.values():
+        assert kind.purpose in PURPOSES and kind.category in CATEGORIES
