@@ -4,7 +4,17 @@ from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
 from . import services
-from .models import ApiCredential, Invitation, Membership, Partner, PartnerEvent, User
+from .models import (
+    AgreementEvent,
+    AgreementVersion,
+    ApiCredential,
+    Invitation,
+    Membership,
+    Partner,
+    PartnerEvent,
+    SharingAgreement,
+    User,
+)
 
 
 @admin.register(User)
@@ -96,6 +106,63 @@ class PartnerEventAdmin(admin.ModelAdmin):
     list_display = ["created_at", "partner", "action", "actor", "credential"]
     list_filter = ["action", "partner"]
     readonly_fields = [f.name for f in PartnerEvent._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class AgreementVersionInline(ReadOnlyInline):
+    model = AgreementVersion
+    fields = [
+        "number",
+        "status",
+        "proposed_by",
+        "proposed_by_user",
+        "proposed_at",
+        "countersigned_by_user",
+        "countersigned_at",
+        "closed_at",
+        "clauses",
+        "note",
+    ]
+    readonly_fields = fields
+
+
+class AgreementEventInline(ReadOnlyInline):
+    model = AgreementEvent
+    fields = ["created_at", "partner", "actor", "action", "version", "detail"]
+    readonly_fields = fields
+
+
+@admin.register(SharingAgreement)
+class SharingAgreementAdmin(admin.ModelAdmin):
+    """Read-only: agreements change only when a party's admin acts in the portal, so that each
+    change is countersigned and recorded."""
+
+    list_display = ["manufacturer", "retailer", "status", "created_at", "terminated_at"]
+    list_filter = ["status"]
+    search_fields = ["manufacturer__name", "retailer__name"]
+    list_select_related = ["manufacturer", "retailer"]
+    readonly_fields = [f.name for f in SharingAgreement._meta.fields]
+    inlines = [AgreementVersionInline, AgreementEventInline]
 
     def has_add_permission(self, request):
         return False

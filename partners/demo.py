@@ -1,8 +1,8 @@
 """The demo's partners: a manufacturer, a retailer and a retailer awaiting approval, with staff
 of every role (invited and joined the way real colleagues are) and fresh API keys."""
 
-from . import services
-from .models import ApiCredential, Partner, Role, Scope, User
+from . import agreements, services
+from .models import ApiCredential, Membership, Partner, Role, Scope, SharingAgreement, User
 
 PASSWORD = "clearinghouse-demo"
 OPERATOR = "operator@clearinghouse.example"
@@ -94,3 +94,80 @@ def _staff(partner, email, role, admin):
     services.invitation_accept(
         invitation=invitation, password=PASSWORD, full_name=f"{role.title()} {partner.name}"
     )
+
+
+# --- sharing agreements -------------------------------------------------------------------------
+
+M2R, R2M = "manufacturer_to_retailer", "retailer_to_manufacturer"
+AGREEMENT_V1 = [
+    {"kind": "sale", "purpose": "warranty", "direction": R2M, "fields": ["product", "customer", "channel"]},
+    {"kind": "return", "purpose": "warranty", "direction": R2M, "fields": ["product", "customer", "reason"]},
+    {"kind": "warranty_registration", "purpose": "warranty", "direction": M2R, "fields": ["product", "customer", "warranty_months", "purchase_date"]},
+    {"kind": "warranty_claim", "purpose": "warranty", "direction": R2M, "fields": ["product", "customer", "fault", "status"]},
+    {"kind": "service_request", "purpose": "service", "direction": M2R, "fields": ["product", "customer", "issue", "status", "proactive", "reference"]},
+    {"kind": "service_request", "purpose": "service", "direction": R2M, "fields": ["product", "customer", "issue", "status", "reference"]},
+    {"kind": "service_visit", "purpose": "service", "direction": M2R, "fields": ["product", "customer", "reference", "outcome"]},
+    {"kind": "service_completion", "purpose": "service", "direction": M2R, "fields": ["product", "customer", "reference", "resolution", "parts_replaced"]},
+    {"kind": "loyalty_accrual", "purpose": "loyalty", "direction": M2R, "fields": ["customer", "points", "programme", "reason"]},
+]  # fmt: skip
+
+
+def _agreement_v2():
+    """Brightmart's pending change: it adds the store to sales, shares product feedback, and
+    no longer carries Nordwind's loyalty points."""
+    clauses = [
+        dict(c, fields=list(c["fields"])) for c in AGREEMENT_V1 if c["kind"] != "loyalty_accrual"
+    ]
+    for clause in clauses:
+        if clause["kind"] == "sale":
+            clause["fields"].append("store")
+    clauses.append(
+        {
+            "kind": "feedback",
+            "purpose": "product_improvement",
+            "direction": R2M,
+            "fields": ["product", "rating", "comment"],
+        }
+    )
+    return clauses
+
+
+def _admin_of(partner):
+    return (
+        Membership.objects.for_partner(partner)
+        .filter(role=Role.ADMIN)
+        .select_related("user")
+        .order_by("created_at")
+        .first()
+        .user
+    )
+
+
+def load_agreements(partners, step):
+    """Nordwind and Brightmart: version 1 proposed by the manufacturer and countersigned by the
+    retailer (in force), and version 2 proposed by the retailer, awaiting countersignature — so
+    the portal shows a diff and a decision to take. Idempotent: an existing agreement between
+    them is left as it is."""
+    maker, shop = partners["maker"], partners["shop"]
+    if not (maker.is_active and shop.is_active):
+        return
+    if SharingAgreement.objects.for_partner(maker).filter(retailer=shop).exists():
+        step(f"sharing agreement {maker.name} ↔ {shop.name} already there")
+        return
+    maker_admin, shop_admin = _admin_of(maker), _admin_of(shop)
+    v1 = agreements.agreement_propose(
+        proposer=maker,
+        counterpart=shop,
+        clauses=AGREEMENT_V1,
+        actor=maker_admin,
+        note="Warranty and service data both ways, so that care reaches the customer.",
+    )
+    agreements.agreement_countersign(version=v1, partner=shop, actor=shop_admin)
+    agreements.agreement_propose(
+        proposer=shop,
+        counterpart=maker,
+        clauses=_agreement_v2(),
+        actor=shop_admin,
+        note="Add the store to sales and share product feedback; we stop carrying your points.",
+    )
+    step(f"sharing agreement {maker.name} ↔ {shop.name}: version 1 in force, version 2 proposed")

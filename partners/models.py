@@ -6,10 +6,10 @@ from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
-from .tenancy import PartnerScopedManager
+from .tenancy import PartnerScopedManager, PartnerScopedQuerySet, TenancyError
 
 
 class UserManager(BaseUserManager):
@@ -283,3 +283,217 @@ class PartnerEvent(models.Model):
 
     def __str__(self):
         return f"{self.partner}: {self.action}"
+
+
+# --- sharing agreements -------------------------------------------------------------------------
+
+
+class AgreementPartyQuerySet(PartnerScopedQuerySet):
+    """Agreement rows belong to two partners at once: both parties reach them, nobody else.
+
+    The model names the lookup to each party in ``tenant_paths``. Fails closed exactly like
+    ``PartnerScopedQuerySet``: without a partner it raises instead of returning everything.
+    """
+
+    def for_partner(self, partner):
+        if partner is None or getattr(partner, "pk", None) is None:
+            raise TenancyError(f"{self.model.__name__} queried without a partner")
+        if partner._meta.label != "partners.Partner":
+            raise TenancyError(f"{partner!r} is not a Partner")
+        paths = getattr(self.model, "tenant_paths", ())
+        if not paths:
+            raise TenancyError(f"{self.model.__name__} declares no tenant_paths")
+        either = Q()
+        for path in paths:
+            either |= Q(**{path: partner.pk})
+        return self.filter(either)
+
+
+AgreementPartyManager = models.Manager.from_queryset(AgreementPartyQuerySet)
+
+
+class SharingAgreement(models.Model):
+    """What a manufacturer and a retailer agree to share with each other: the clauses of its
+    active version. One party proposes a version and only the other's countersignature puts it
+    in force; a changed version needs countersigning again while the old one stays in force.
+    Either party may suspend it (only that party may resume it) or terminate it for good.
+
+    At most one agreement that is not terminated exists per pair (a database constraint).
+    Written only by the services in ``partners.agreements``, which record every change as an
+    ``AgreementEvent`` in the same transaction."""
+
+    class Status(models.TextChoices):
+        PROPOSED = "proposed", "Not yet in force"
+        ACTIVE = "active", "In force"
+        SUSPENDED = "suspended", "Suspended"
+        TERMINATED = "terminated", "Terminated"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    manufacturer = models.ForeignKey(
+        Partner, on_delete=models.PROTECT, related_name="agreements_as_manufacturer"
+    )
+    retailer = models.ForeignKey(
+        Partner, on_delete=models.PROTECT, related_name="agreements_as_retailer"
+    )
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PROPOSED)
+    created_at = models.DateTimeField(default=timezone.now)
+    suspended_by = models.ForeignKey(
+        Partner, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    suspended_at = models.DateTimeField(null=True, blank=True)
+    terminated_by = models.ForeignKey(
+        Partner, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    terminated_at = models.DateTimeField(null=True, blank=True)
+
+    tenant_paths = ("manufacturer", "retailer")
+    objects = AgreementPartyManager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["manufacturer", "retailer"],
+                condition=~Q(status="terminated"),
+                name="one_open_agreement_per_pair",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["proposed", "active", "suspended", "terminated"]),
+                name="agreement_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=~Q(manufacturer=F("retailer")), name="agreement_two_parties"
+            ),
+            models.CheckConstraint(
+                condition=Q(status="suspended", suspended_by__isnull=False)
+                | (~Q(status="suspended") & Q(suspended_by__isnull=True)),
+                name="agreement_suspended_by_suspender",
+            ),
+            models.CheckConstraint(
+                condition=Q(status="terminated", terminated_at__isnull=False)
+                | (~Q(status="terminated") & Q(terminated_at__isnull=True)),
+                name="agreement_terminated_when_ended",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.manufacturer} ↔ {self.retailer} ({self.status})"
+
+    def counterpart_of(self, partner):
+        """The other party."""
+        return self.retailer if partner.pk == self.manufacturer_id else self.manufacturer
+
+    def _versions_with(self, status):
+        # Uses the prefetched versions when the selector prefetched them (no query per row).
+        return next((v for v in self.versions.all() if v.status == status), None)
+
+    @property
+    def active_version(self):
+        """The countersigned version whose clauses apply while the agreement is in force."""
+        return self._versions_with(AgreementVersion.Status.ACTIVE)
+
+    @property
+    def pending_version(self):
+        """The proposal awaiting the other party's countersignature, if any."""
+        return self._versions_with(AgreementVersion.Status.PROPOSED)
+
+
+class AgreementVersion(models.Model):
+    """One numbered set of clauses of an agreement. ``clauses`` is a normalised, sorted list of
+    ``{"kind", "purpose", "direction", "fields"}``; a version never changes its clauses. It is
+    proposed by one party and becomes active when the other countersigns; the version it replaces
+    is then superseded. A proposal may instead be rejected (by the other party) or withdrawn (by
+    its proposer, or replaced by a newer proposal). At most one proposed and one active version
+    per agreement (database constraints)."""
+
+    class Status(models.TextChoices):
+        PROPOSED = "proposed", "Awaiting countersignature"
+        ACTIVE = "active", "Countersigned, current"
+        SUPERSEDED = "superseded", "Superseded"
+        REJECTED = "rejected", "Rejected"
+        WITHDRAWN = "withdrawn", "Withdrawn"
+
+    agreement = models.ForeignKey(
+        SharingAgreement, on_delete=models.CASCADE, related_name="versions"
+    )
+    number = models.PositiveIntegerField()
+    clauses = models.JSONField(default=list)
+    note = models.CharField(max_length=500, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PROPOSED)
+    proposed_by = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="+")
+    proposed_by_user = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    proposed_at = models.DateTimeField(default=timezone.now)
+    countersigned_by_user = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    countersigned_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When it was superseded, rejected or withdrawn."
+    )
+
+    tenant_paths = ("agreement__manufacturer", "agreement__retailer")
+    objects = AgreementPartyManager()
+
+    class Meta:
+        ordering = ["agreement", "-number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["agreement", "number"], name="agreement_version_number_unique"
+            ),
+            models.UniqueConstraint(
+                fields=["agreement"],
+                condition=Q(status="proposed"),
+                name="one_pending_version_per_agreement",
+            ),
+            models.UniqueConstraint(
+                fields=["agreement"],
+                condition=Q(status="active"),
+                name="one_active_version_per_agreement",
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    status__in=["proposed", "active", "superseded", "rejected", "withdrawn"]
+                ),
+                name="agreement_version_status_valid",
+            ),
+            models.CheckConstraint(condition=Q(number__gte=1), name="agreement_version_number_min"),
+            models.CheckConstraint(
+                condition=Q(status__in=["active", "superseded"], countersigned_at__isnull=False)
+                | Q(
+                    status__in=["proposed", "rejected", "withdrawn"],
+                    countersigned_at__isnull=True,
+                ),
+                name="agreement_version_countersigned_when_in_force",
+            ),
+        ]
+
+    def __str__(self):
+        return f"version {self.number} of {self.agreement_id} ({self.status})"
+
+
+class AgreementEvent(models.Model):
+    """The history of an agreement, seen by both parties: which partner's staff did what, when.
+    Written by the service that made the change, in the same transaction."""
+
+    agreement = models.ForeignKey(SharingAgreement, on_delete=models.CASCADE, related_name="events")
+    version = models.ForeignKey(
+        AgreementVersion, null=True, blank=True, on_delete=models.CASCADE, related_name="events"
+    )
+    partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="+")
+    actor = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    action = models.CharField(max_length=60)
+    detail = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    tenant_paths = ("agreement__manufacturer", "agreement__retailer")
+    objects = AgreementPartyManager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"{self.action} on {self.agreement_id}"

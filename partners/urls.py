@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import agreement_views, views
 
 app_name = "portal"
 
@@ -23,5 +23,31 @@ urlpatterns = [
         "credentials/<uuid:pk>/revoke/",
         views.CredentialRevokeView.as_view(),
         name="credential-revoke",
+    ),
+    # sharing agreements
+    path("agreements/", agreement_views.AgreementListView.as_view(), name="agreements"),
+    path("agreements/new/", agreement_views.AgreementProposeView.as_view(), name="agreement-new"),
+    path(
+        "agreements/<uuid:pk>/",
+        agreement_views.AgreementDetailView.as_view(),
+        name="agreement-detail",
+    ),
+    path(
+        "agreements/<uuid:pk>/propose/",
+        agreement_views.AgreementProposeView.as_view(),
+        name="agreement-propose",
+    ),
+    path(
+        "agreements/<uuid:pk>/diff/",
+        agreement_views.AgreementDiffView.as_view(),
+        name="agreement-diff",
+    ),
+    *(
+        path(
+            f"agreements/<uuid:pk>/{action}/",
+            agreement_views.AgreementActionView.as_view(action=action),
+            name=f"agreement-{action}",
+        )
+        for action in ("countersign", "reject", "withdraw", "suspend", "resume", "terminate")
     ),
 ]

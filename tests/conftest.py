@@ -95,3 +95,7 @@ def api():
 
 
 ROLES = [Role.ADMIN, Role.ANALYST, Role.VIEWER]
+
+
+# The manufacturer and retailer pair with an active agreement, for every test package.
+from tests.records.conftest import pair  # noqa: E402, F401

@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "clearinghouse",
     "partners",
     "consent",
+    "clearinghouse.records",
     "telemetry",
 ]
 
@@ -239,3 +240,6 @@ MAGIC_LINK_TTL_MINUTES = int(env("MAGIC_LINK_TTL_MINUTES", "15"))
 MAGIC_LINKS_PER_ADDRESS_PER_HOUR = int(env("MAGIC_LINKS_PER_ADDRESS_PER_HOUR", "5"))
 MAGIC_LINKS_PER_IP_PER_HOUR = int(env("MAGIC_LINKS_PER_IP_PER_HOUR", "30"))
 CUSTOMER_SESSION_MINUTES = int(env("CUSTOMER_SESSION_MINUTES", "60"))
+
+# Records per ingest request (JSON array or NDJSON).
+RECORDS_MAX_BATCH = int(env("RECORDS_MAX_BATCH", "10000"))

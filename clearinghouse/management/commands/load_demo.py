@@ -11,12 +11,15 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from clearinghouse.records import demo as records_demo
 from consent import demo as consent_demo
 from partners import demo as partners_demo
 
 
 class Command(BaseCommand):
-    help = "Load the demo: partners of both kinds, staff, API keys, customers with consents."
+    help = (
+        "Load the demo: partners, staff, API keys, an agreement, customers with consents, records."
+    )
 
     def step(self, text):
         self.stdout.write(f"  · {text}")
@@ -25,7 +28,9 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         with transaction.atomic():
             partners, lines = partners_demo.load(self.step)
-            consent_demo.load(partners, self.step)
+            partners_demo.load_agreements(partners, self.step)
+            customers = consent_demo.load(partners, self.step)
+            records_demo.load(partners, customers, self.step)
         lines += [
             "Customer dashboard: /me/ — sign in as alice@example.org (or bob@, chiara@, dmitri@, emma@example.org).",
             "    The sign-in link is e-mailed to .data/mail/ (newest file), or print one now with:",

@@ -1,0 +1,120 @@
+"""OpenAPI descriptions of records: one payload schema per kind, generated from the catalogue."""
+
+from rest_framework import serializers
+
+from partners.record_kinds import KINDS, shareable_fields
+
+IDENTIFIER_SCHEMA = {
+    "type": "object",
+    "description": "The customer: e-mail, phone (E.164) or your loyalty number, raw (`value`) or as "
+    "the SHA-256 hex of the normalised value (`sha256`).",
+    "properties": {
+        "kind": {"type": "string", "enum": ["email", "phone", "loyalty"]},
+        "value": {"type": "string", "maxLength": 320},
+        "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+    },
+    "required": ["kind"],
+}
+PRODUCT_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "gtin": {
+            "type": "string",
+            "pattern": "^[0-9]{8}([0-9]{4,6})?$",
+            "description": "GTIN-8/12/13/14 with a valid check digit",
+        },
+        "serial": {"type": "string", "maxLength": 64},
+    },
+    "required": ["gtin", "serial"],
+}
+
+
+def _record_schema(kind):
+    schema = {
+        "type": "object",
+        "title": f"{kind.key} record",
+        "description": f"{kind.description} Purpose: {kind.purpose}; category: {kind.category}; "
+        f"product unit: {kind.unit}. Shareable fields: {', '.join(shareable_fields(kind.key))}.",
+        "properties": {
+            "external_id": {
+                "type": "string",
+                "maxLength": 100,
+                "description": "Your id: unique per partner, makes re-sending safe",
+            },
+            "kind": {"type": "string", "enum": [kind.key]},
+            "occurred_at": {"type": "string", "format": "date-time"},
+            "customer": IDENTIFIER_SCHEMA,
+            "payload": kind.json_schema(),
+        },
+        "required": ["external_id", "kind", "occurred_at", "customer"]
+        + (["product"] if kind.unit == "required" else []),
+        "additionalProperties": False,
+    }
+    if kind.unit != "none":
+        schema["properties"]["product"] = PRODUCT_SCHEMA
+    return schema
+
+
+RECORD_ONE_OF = {
+    "oneOf": [_record_schema(k) for k in KINDS.values()],
+    "discriminator": {"propertyName": "kind"},
+}
+INGEST_REQUEST = {
+    "application/json": {
+        "oneOf": [RECORD_ONE_OF, {"type": "array", "items": RECORD_ONE_OF, "maxItems": 10000}]
+    },
+    "application/x-ndjson": {"type": "string", "description": "One record (as above) per line"},
+}
+
+
+class PartnerRefSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    slug = serializers.CharField()
+    kind = serializers.CharField()
+
+
+class ProductSerializer(serializers.Serializer):
+    gtin = serializers.CharField()
+    serial = serializers.CharField()
+
+
+class RecordSerializer(serializers.Serializer):
+    """A record as you may see it: all of yours; of a counterpart's, what the clause shares."""
+
+    ref = serializers.UUIDField()
+    kind = serializers.ChoiceField(choices=list(KINDS))
+    recorded_by = PartnerRefSerializer()
+    occurred_at = serializers.DateTimeField()
+    own = serializers.BooleanField(help_text="true when you submitted it")
+    external_id = serializers.CharField(required=False, help_text="yours only")
+    product = ProductSerializer(required=False, allow_null=True)
+    customer = serializers.UUIDField(
+        required=False, allow_null=True, help_text="pseudonymous reference"
+    )
+    payload = serializers.DictField()
+    shared_for = serializers.ListField(
+        child=serializers.CharField(), help_text="purposes it is shared with you for"
+    )
+    received_at = serializers.DateTimeField(required=False)
+    erased = serializers.BooleanField(required=False)
+
+
+class RowErrorSerializer(serializers.Serializer):
+    field = serializers.CharField(allow_null=True)
+    message = serializers.CharField()
+
+
+class RowResultSerializer(serializers.Serializer):
+    index = serializers.IntegerField()
+    external_id = serializers.CharField(allow_null=True)
+    status = serializers.ChoiceField(choices=["created", "existing", "rejected"])
+    ref = serializers.UUIDField(required=False)
+    errors = RowErrorSerializer(many=True, required=False)
+
+
+class BatchResultSerializer(serializers.Serializer):
+    accepted = serializers.IntegerField()
+    created = serializers.IntegerField()
+    existing = serializers.IntegerField()
+    rejected = serializers.IntegerField()
+    results = RowResultSerializer(many=True)

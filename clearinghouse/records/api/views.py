@@ -1,0 +1,242 @@
+"""The records API: ingest (one record, a JSON array or NDJSON), lists, details and the two
+timelines — every read through the one visibility decision."""
+
+import uuid
+
+import orjson
+from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import HttpResponse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import exceptions
+from rest_framework.response import Response
+
+from consent import identity
+from consent.selectors import customer_by_identifier
+from partners.api.base import PartnerAPIView
+from partners.api.pagination import CursorPagination
+from partners.api.problems import PROBLEM_CONTENT_TYPE, problem
+from partners.models import Scope
+from partners.record_kinds import KINDS
+
+from .. import visibility
+from ..gtin import normalise_gtin
+from ..ingest import BatchTooLarge
+from ..services import records_ingest
+from ..streams import JSON, NDJSON, HashingReader, idempotent, json_rows, ndjson_rows
+from .schema import INGEST_REQUEST, BatchResultSerializer, RecordSerializer
+
+
+def request_id(request):
+    given = request.headers.get("X-Request-ID", "")
+    return given[:64] if given.isprintable() and given else uuid.uuid4().hex
+
+
+class _RecordReads:
+    """Paginate a ``Visible`` and project its page through ``visibility.read``."""
+
+    ordering = ("-received_at", "-id")
+
+    def page(self, request, visible, ordering=None):
+        paginator = CursorPagination()
+        paginator.ordering = ordering or self.ordering
+        rows = paginator.paginate_queryset(visible.queryset, request, view=self)
+        data = visibility.read(rows, visible, channel="api", request_id=request_id(request))
+        return paginator.get_paginated_response(RecordSerializer(data, many=True).data)
+
+
+class RecordsView(_RecordReads, PartnerAPIView):
+    """Submit records (POST) and list the records you may see (GET)."""
+
+    required_scopes = {"GET": Scope.RECORDS_READ, "POST": Scope.RECORDS_WRITE}
+    parser_classes = []  # the body is streamed, never loaded whole
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("kind", str, enum=list(KINDS)),
+            OpenApiParameter("gtin", str),
+            OpenApiParameter("serial", str),
+            OpenApiParameter(
+                "mine", bool, description="true: only yours; false: only shared with you"
+            ),
+            OpenApiParameter("page_size", int),
+        ],
+        responses=RecordSerializer(many=True),
+    )
+    def get(self, request):
+        visible = visibility.visible_records(partner=self.partner)
+        params = request.query_params
+        if params.get("kind"):
+            if params["kind"] not in KINDS:
+                raise exceptions.ValidationError({"kind": f"must be one of {', '.join(KINDS)}"})
+            visible = visible.filter(kind=params["kind"])
+        if params.get("gtin"):
+            visible = visible.filter(gtin=_gtin(params["gtin"]))
+        if params.get("serial"):
+            visible = visible.filter(serial=params["serial"][:64])
+        if params.get("mine") == "true":
+            visible = visible.filter(submitted_by_id=self.partner.pk)
+        elif params.get("mine") == "false":
+            visible = visible.exclude(submitted_by_id=self.partner.pk)
+        return self.page(request, visible)
+
+    @extend_schema(
+        request=INGEST_REQUEST,
+        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER)],
+        responses={
+            200: BatchResultSerializer,
+            201: RecordSerializer,
+            400: OpenApiResponse(description="problem+json"),
+            413: OpenApiResponse(description="more rows than the batch limit"),
+            415: OpenApiResponse(description="not JSON or NDJSON"),
+        },
+    )
+    def post(self, request):
+        content_type = (request.content_type or "").split(";")[0].strip().lower()
+        if content_type != JSON and content_type not in NDJSON:
+            raise exceptions.UnsupportedMediaType(content_type or "none")
+        reader = HashingReader(request._request)
+        partner = self.partner
+
+        def process():
+            if content_type == JSON:
+                single, rows = json_rows(reader)
+            else:
+                single, rows = False, ndjson_rows(reader)
+            try:
+                results = records_ingest(
+                    partner=partner, rows=rows, max_rows=settings.RECORDS_MAX_BATCH
+                )
+            except BatchTooLarge as exc:
+                raise PayloadTooLarge(
+                    f"A batch holds at most {settings.RECORDS_MAX_BATCH} records; nothing was stored."
+                ) from exc
+            if single:
+                return _single_answer(request, results[0], partner)
+            accepted = sum(1 for r in results if r.status != "rejected")
+            body = {
+                "accepted": accepted,
+                "created": sum(1 for r in results if r.status == "created"),
+                "existing": sum(1 for r in results if r.status == "existing"),
+                "rejected": len(results) - accepted,
+                "results": [r.as_dict() for r in results],
+            }
+            return 200, "application/json", orjson.dumps(body)
+
+        status, ctype, body = idempotent(
+            partner=partner,
+            key=request.headers.get("Idempotency-Key"),
+            reader=reader,
+            process=process,
+        )
+        return HttpResponse(body, status=status, content_type=ctype)
+
+
+def _single_answer(request, result, partner):
+    if result.status == "rejected":
+        body = problem(
+            400,
+            "The record was not accepted; see errors.",
+            code="validation",
+            errors=[
+                {"field": e["field"], "message": e["message"], "code": None} for e in result.errors
+            ],
+            instance=request.get_full_path(),
+        )
+        return 400, PROBLEM_CONTENT_TYPE, orjson.dumps(body)
+    visible = visibility.visible_records(partner=partner).filter(ref=result.ref)
+    record = visibility.read(visible.queryset, visible, channel="api")[0]
+    data = RecordSerializer(record).data
+    return (201 if result.status == "created" else 200), "application/json", orjson.dumps(data)
+
+
+class PayloadTooLarge(exceptions.APIException):
+    status_code = 413
+    default_detail = "The batch is too large."
+    default_code = "batch_too_large"
+
+
+def _gtin(value):
+    try:
+        return normalise_gtin(value)
+    except ValueError as exc:
+        raise exceptions.ValidationError({"gtin": f"GTIN {exc}"}) from exc
+
+
+class RecordDetailView(PartnerAPIView):
+    """One record you may see, by its ref."""
+
+    required_scopes = {"GET": Scope.RECORDS_READ}
+
+    @extend_schema(responses=RecordSerializer)
+    def get(self, request, ref):
+        visible = visibility.visible_records(partner=self.partner).filter(ref=ref)
+        rows = list(visible.queryset[:1])
+        if not rows:
+            raise exceptions.NotFound()
+        return Response(
+            RecordSerializer(
+                visibility.read(rows, visible, channel="api", request_id=request_id(request))[0]
+            ).data
+        )
+
+
+class UnitTimelineView(_RecordReads, PartnerAPIView):
+    """Everything you may see about one product unit (GTIN + serial), oldest first, marked by
+    which party recorded each event."""
+
+    required_scopes = {"GET": Scope.RECORDS_READ}
+    ordering = ("occurred_at", "id")
+
+    @extend_schema(responses=RecordSerializer(many=True))
+    def get(self, request, gtin, serial):
+        return self.page(
+            request, visibility.unit_timeline(partner=self.partner, gtin=_gtin(gtin), serial=serial)
+        )
+
+
+class CustomerTimelineView(_RecordReads, PartnerAPIView):
+    """Everything you may see about one customer, named by an identifier you hold (or by the
+    pseudonymous reference a shared record showed you), oldest first. An unknown customer has
+    an empty timeline."""
+
+    required_scopes = {"GET": Scope.RECORDS_READ}
+    ordering = ("occurred_at", "id")
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("kind", str, enum=list(identity.KINDS)),
+            OpenApiParameter("value", str),
+            OpenApiParameter("sha256", str),
+            OpenApiParameter("customer", uuid.UUID, description="pseudonymous reference"),
+            OpenApiParameter("page_size", int),
+        ],
+        responses=RecordSerializer(many=True),
+    )
+    def get(self, request):
+        params = request.query_params
+        customer_id = None
+        if params.get("customer"):
+            try:
+                customer_id = uuid.UUID(params["customer"])
+            except ValueError as exc:
+                raise exceptions.ValidationError({"customer": "must be a UUID"}) from exc
+        elif params.get("kind"):
+            try:
+                parsed = identity.parse_identifier(
+                    kind=params["kind"],
+                    value=params.get("value"),
+                    sha256=params.get("sha256"),
+                    programme_id=self.partner.pk,
+                )
+            except DjangoValidationError as exc:
+                raise exceptions.ValidationError({"identifier": exc.messages}) from exc
+            customer = customer_by_identifier(parsed)
+            customer_id = customer.pk if customer else uuid.UUID(int=0)
+        else:
+            raise exceptions.ValidationError(
+                {"customer": "name the customer by ?customer=<ref> or ?kind=…&value=…"}
+            )
+        return self.page(
+            request, visibility.customer_timeline(partner=self.partner, customer_id=customer_id)
+        )

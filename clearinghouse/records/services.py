@@ -1,0 +1,40 @@
+"""Writes of interaction records."""
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from .csv_upload import MAX_BYTES
+from .ingest import BatchIngest
+from .models import RecordUpload
+
+
+def records_ingest(*, partner, rows, max_rows):
+    """Ingest an iterable of row dicts (or ``(None, message)`` for rows that could not be
+    parsed) in one transaction; returns the per-row results. ``BatchTooLarge`` and any error
+    raised by the iterable roll everything back."""
+    with transaction.atomic():
+        batch = BatchIngest(partner=partner, max_rows=max_rows)
+        for row in rows:
+            if isinstance(row, tuple):
+                batch.reject(row[1])
+            else:
+                batch.add(row)
+        return batch.finish()
+
+
+def upload_create(*, partner, user, filename, content):
+    """Keep an uploaded CSV and hand it to a worker after commit."""
+    from .tasks import process_upload
+
+    if not content:
+        raise ValidationError({"file": "The file is empty."})
+    if len(content) > MAX_BYTES:
+        raise ValidationError(
+            {"file": f"The file is larger than {MAX_BYTES // (1024 * 1024)} MiB."}
+        )
+    with transaction.atomic():
+        upload = RecordUpload.objects.create(
+            partner=partner, uploaded_by=user, filename=filename[:200], content=content
+        )
+        transaction.on_commit(lambda: process_upload.delay(str(upload.pk)), robust=True)
+    return upload

@@ -1,0 +1,128 @@
+"""Reads for sharing agreements, always for one partner (a party).
+
+``rules_toward`` and ``rules_from`` are what the core's visibility decision asks: which record
+kinds, purposes and fields flow between a partner and its counterparts right now. They read the
+database on every call (no cache), so a suspension, termination or countersignature applies to the
+very next read.
+"""
+
+import uuid
+from dataclasses import dataclass
+
+from django.db.models import Prefetch
+
+from ..models import AgreementEvent, AgreementVersion, Partner, SharingAgreement
+from .clauses import MANUFACTURER_TO_RETAILER, RETAILER_TO_MANUFACTURER
+
+
+@dataclass(frozen=True)
+class SharingRule:
+    """One clause as seen from one partner: with whom, which kind, for what, which fields."""
+
+    counterpart_id: uuid.UUID  # the other party
+    kind: str
+    purpose: str
+    fields: frozenset  # shareable field names from the clause
+
+
+def _rules(partner, *, receiving):
+    rows = (
+        AgreementVersion.objects.for_partner(partner)
+        .filter(
+            status=AgreementVersion.Status.ACTIVE,
+            agreement__status=SharingAgreement.Status.ACTIVE,
+            agreement__manufacturer__status=Partner.Status.ACTIVE,
+            agreement__retailer__status=Partner.Status.ACTIVE,
+        )
+        .values_list("agreement__manufacturer_id", "agreement__retailer_id", "clauses")
+    )
+    rules = []
+    for manufacturer_id, retailer_id, clauses in rows:
+        is_manufacturer = manufacturer_id == partner.pk
+        counterpart_id = retailer_id if is_manufacturer else manufacturer_id
+        outgoing = MANUFACTURER_TO_RETAILER if is_manufacturer else RETAILER_TO_MANUFACTURER
+        incoming = RETAILER_TO_MANUFACTURER if is_manufacturer else MANUFACTURER_TO_RETAILER
+        wanted = incoming if receiving else outgoing
+        rules.extend(
+            SharingRule(
+                counterpart_id=counterpart_id,
+                kind=clause["kind"],
+                purpose=clause["purpose"],
+                fields=frozenset(clause["fields"]),
+            )
+            for clause in clauses
+            if clause["direction"] == wanted
+        )
+    rules.sort(key=lambda r: (str(r.counterpart_id), r.kind, r.purpose))
+    return rules
+
+
+def rules_toward(*, partner) -> list[SharingRule]:
+    """Clauses of the ACTIVE version of every ACTIVE (not suspended/terminated) agreement of `partner`
+    whose direction has the counterpart sharing WITH `partner`. Both parties must be active partners.
+    Evaluated from the database on every call (no caching)."""
+    return _rules(partner, receiving=True)
+
+
+def rules_from(*, partner) -> list[SharingRule]:
+    """The same, for what `partner` shares with its counterparts (counterpart_id = the receiver)."""
+    return _rules(partner, receiving=False)
+
+
+def agreement_list(*, partner):
+    """The partner's agreements (as either party), newest first, with both parties and every
+    version loaded in a fixed number of queries."""
+    return (
+        SharingAgreement.objects.for_partner(partner)
+        .select_related("manufacturer", "retailer", "suspended_by", "terminated_by")
+        .prefetch_related(
+            Prefetch(
+                "versions",
+                queryset=AgreementVersion.objects.select_related(
+                    "proposed_by", "proposed_by_user", "countersigned_by_user"
+                ).order_by("-number"),
+            )
+        )
+    )
+
+
+def agreement_history(*, partner, agreement):
+    """Who did what to the agreement, and when, newest first."""
+    return (
+        AgreementEvent.objects.for_partner(partner)
+        .filter(agreement=agreement)
+        .select_related("partner", "actor", "version")
+    )
+
+
+def agreement_counterparts(*, partner):
+    """The partners this one may propose an agreement to: active, of the other kind, and without
+    an agreement with it that is not terminated (that one is changed by proposing a version)."""
+    other = (
+        Partner.Kind.RETAILER
+        if partner.kind == Partner.Kind.MANUFACTURER
+        else Partner.Kind.MANUFACTURER
+    )
+    open_with = (
+        SharingAgreement.objects.for_partner(partner)
+        .exclude(status=SharingAgreement.Status.TERMINATED)
+        .values_list("manufacturer_id", "retailer_id")
+    )
+    taken = {pk for pair in open_with for pk in pair}
+    # Unscoped on purpose: naming a counterpart needs no access to its objects, only its name.
+    return (
+        Partner.objects.unscoped()
+        .filter(status=Partner.Status.ACTIVE, kind=other)
+        .exclude(pk__in=taken)
+        .order_by("name")
+    )
+
+
+def agreement_awaiting(*, partner):
+    """How many proposals wait for this partner's countersignature."""
+    return (
+        AgreementVersion.objects.for_partner(partner)
+        .filter(status=AgreementVersion.Status.PROPOSED)
+        .exclude(proposed_by=partner)
+        .count()
+    )
