@@ -12,6 +12,7 @@ api_v1 = [
     path("", include("partners.api.urls")),
     path("", include("consent.api.urls")),
     path("", include("clearinghouse.records.api.urls")),
+    path("", include("clearinghouse.reconciliation.api.urls")),
     # Anything else under /api/ is a problem+json 404, in DEBUG too.
     re_path(r"^.*$", views.api_not_found),
 ]
@@ -28,6 +29,7 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("portal/", include("partners.urls")),
     path("portal/", include("clearinghouse.records.urls")),
+    path("portal/", include("clearinghouse.reconciliation.urls")),
     path("me/", include("consent.urls")),
     path(
         ".well-known/clearinghouse-receipt-keys.json",

@@ -26,14 +26,27 @@ CUSTOMERS = [
         "bob@example.org",
         "+44 20 7946 0958",
         "BM-100002",
-        [("maker", "warranty", "partner"), ("shop", "loyalty", "partner")],
+        [
+            ("maker", "warranty", "partner"),
+            ("shop", "loyalty", "partner"),
+            ("maker", "loyalty", "partner"),
+        ],
     ),
-    ("chiara@example.org", None, "BM-100003", [("shop", "marketing", "customer")]),
+    (
+        "chiara@example.org",
+        None,
+        "BM-100003",
+        [("shop", "marketing", "customer"), ("maker", "warranty", "partner")],
+    ),
     (
         "dmitri@example.org",
         "+33 1 23 45 67 89",
         None,
-        [("maker", "product_improvement", "customer")],
+        [
+            ("maker", "product_improvement", "customer"),
+            ("maker", "warranty", "partner"),
+            ("shop", "warranty", "customer"),
+        ],
     ),
     (
         "emma@example.org",

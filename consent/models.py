@@ -256,3 +256,86 @@ class MagicLink(models.Model):
 
     def __str__(self):
         return f"sign-in link {self.id}"
+
+
+class RecipientNotice(models.Model):
+    """GDPR Art. 19: a partner that received a customer's data is told that the customer withdrew
+    a consent it received data under (``revocation``) or was erased (``erasure``), and is asked
+    to acknowledge. One notice per withdrawn grant and recipient, or per erased customer and
+    recipient (database constraints). It holds only pseudonymous references, so it stays after
+    erasure, beside the customer's tombstone; it is the evidence that recipients were told.
+
+    ``sent_at`` is when a webhook event for it was first stored (empty when the partner listens
+    to no webhook for it and reads its notices from the API); ``acknowledged_via`` says whether
+    the partner acknowledged with a signed webhook answer or on the API. Unacknowledged notices
+    are chased with growing pauses (``chase_count``, ``last_chased_at``). Written only by the
+    services in ``consent.notices``."""
+
+    class Kind(models.TextChoices):
+        REVOCATION = "revocation", "Consent withdrawn"
+        ERASURE = "erasure", "Customer erased"
+
+    class Via(models.TextChoices):
+        WEBHOOK = "webhook", "A signed answer to the webhook"
+        API = "api", "The API"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="notices")
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    grant = models.ForeignKey(
+        ConsentGrant, null=True, blank=True, on_delete=models.SET_NULL, related_name="notices"
+    )
+    purpose = models.CharField(max_length=30, blank=True)
+    occurred_at = models.DateTimeField(help_text="When the customer withdrew or was erased.")
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_via = models.CharField(max_length=10, choices=Via.choices, blank=True)
+    chase_count = models.PositiveSmallIntegerField(default=0)
+    last_chased_at = models.DateTimeField(null=True, blank=True)
+
+    tenant_path = "partner"
+    objects = PartnerScopedManager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["grant", "partner"],
+                condition=Q(kind="revocation"),
+                name="one_revocation_notice_per_recipient",
+            ),
+            models.UniqueConstraint(
+                fields=["customer", "partner"],
+                condition=Q(kind="erasure"),
+                name="one_erasure_notice_per_recipient",
+            ),
+            models.CheckConstraint(
+                condition=Q(kind__in=["revocation", "erasure"]), name="notice_kind_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(acknowledged_at__isnull=True, acknowledged_via="")
+                | Q(acknowledged_at__isnull=False, acknowledged_via__in=["webhook", "api"]),
+                name="notice_acknowledged_with_channel",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["created_at"],
+                condition=Q(acknowledged_at__isnull=True),
+                name="notice_unacknowledged",
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.kind} notice to {self.partner_id} about {self.customer_id}"
+
+    @property
+    def acknowledgement_delay(self):
+        """How long the recipient took to acknowledge, from the withdrawal or erasure."""
+        from datetime import timedelta
+
+        if self.acknowledged_at is None:
+            return None
+        return max(self.acknowledged_at - self.occurred_at, timedelta(0))

@@ -82,24 +82,31 @@ def customers_resolve(*, identifiers, partner, categories=()):
 
 
 def _lookup(parsed_items):
-    """{(kind, namespace, sha256): (customer_id, has_ciphertext)} for known identifiers."""
-    by_digest = {}
+    """{(kind, namespace, sha256): (customer_id, has_ciphertext)} for known identifiers.
+
+    Joins on the whole unique key (kind, namespace, version, digest), so the lookup is an index
+    scan whatever the size of the table."""
+    wanted = {}
     for parsed in parsed_items:
         for version, digest in parsed.digests():
-            by_digest[(version, bytes(digest))] = (parsed.kind, parsed.namespace, parsed.sha256)
-    if not by_digest:
+            wanted[(parsed.kind, parsed.namespace, version, bytes(digest))] = (
+                parsed.kind, parsed.namespace, parsed.sha256,
+            )
+    if not wanted:
         return {}
+    keys = list(wanted)
     rows = _sql(
         """
-        SELECT i.hmac_version, i.digest, i.customer_id, i.ciphertext IS NOT NULL
-        FROM consent_identifier i
-        WHERE i.digest = ANY(%s)
+        SELECT i.kind, i.namespace, i.hmac_version, i.digest, i.customer_id, i.ciphertext IS NOT NULL
+        FROM unnest(%s::text[], %s::text[], %s::text[], %s::bytea[]) AS t(k, n, v, d)
+        JOIN consent_identifier i
+          ON i.kind = t.k AND i.namespace = t.n AND i.hmac_version = t.v AND i.digest = t.d
         """,
-        [[d for _, d in by_digest]],
+        [[k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys], [k[3] for k in keys]],
     )
     found = {}
-    for version, digest, customer_id, has_ct in rows:
-        key = by_digest.get((version, bytes(digest)))
+    for kind, namespace, version, digest, customer_id, has_ct in rows:
+        key = wanted.get((kind, namespace, version, bytes(digest)))
         if key:
             found[key] = (customer_id, has_ct)
     return found
@@ -561,7 +568,8 @@ def customer_erase(*, customer):
     ):
         _end_grant(grant, ConsentGrant.Ended.ERASURE, now, receipt=False)
         ended.append(grant.grantee.name)
-    results = customer_erasing.send(sender=Customer, customer_id=customer.pk)
+    # ``erased_at``: receivers that keep evidence of the erasure (GDPR Art. 19 notices) date it.
+    results = customer_erasing.send(sender=Customer, customer_id=customer.pk, erased_at=now)
     tombstoned = sum(r for _, r in results if isinstance(r, int))
     counts = {
         "identifiers": customer.identifiers.count(),

@@ -5,7 +5,7 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.template.loader import render_to_string
 
-from . import identity, services
+from . import identity, notices, services
 from .models import MagicLink
 
 RETRY = {"autoretry_for": (OSError,), "retry_backoff": 10, "max_retries": 5}
@@ -38,3 +38,10 @@ def send_magic_link(link_id):
 @shared_task(name="consent.record_expiries", time_limit=300, soft_time_limit=280)
 def record_expiries():
     return services.consent_record_expiries()
+
+
+@shared_task(name="consent.chase_notices", time_limit=600, soft_time_limit=580)
+def chase_notices():
+    """Every 15 minutes: remind recipients that have not acknowledged a withdrawal or erasure
+    notice (GDPR Art. 19), and create notices a lost signal left out."""
+    return notices.notices_chase()

@@ -14,7 +14,7 @@ from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.cache import never_cache
 
-from . import receipts, selectors, services
+from . import notices, receipts, selectors, services
 from .catalogue import CATEGORIES, PURPOSES
 from .forms import ConsentChangeForm, EraseForm, SignInForm
 from .models import ConsentGrant, Receipt
@@ -140,7 +140,14 @@ class ConsentsView(CustomerView):
             {"receipt": r, "verified": receipts.verify(r.payload, r.signature, r.key_id)}
             for r in selectors.customer_receipts(customer=self.customer)
         ]
-        return self.render("dashboard/consents.html", {"rows": rows, "history": history})
+        return self.render(
+            "dashboard/consents.html",
+            {
+                "rows": rows,
+                "history": history,
+                "withdrawals": notices.customer_withdrawals(customer=self.customer),
+            },
+        )
 
     def post(self, request):
         form = ConsentChangeForm(request.POST)
@@ -269,7 +276,11 @@ class EraseView(CustomerView):
         return render(
             request,
             "dashboard/erased.html",
-            {"document": json.dumps(receipts.receipt_document(receipt), indent=2)},
+            {
+                "document": json.dumps(receipts.receipt_document(receipt), indent=2),
+                # GDPR Art. 19: who received the data and was told, as known at this moment.
+                "recipients": notices.customer_erasure_recipients(customer=self.customer),
+            },
         )
 
 

@@ -103,12 +103,14 @@ AGREEMENT_V1 = [
     {"kind": "sale", "purpose": "warranty", "direction": R2M, "fields": ["product", "customer", "channel"]},
     {"kind": "return", "purpose": "warranty", "direction": R2M, "fields": ["product", "customer", "reason"]},
     {"kind": "warranty_registration", "purpose": "warranty", "direction": M2R, "fields": ["product", "customer", "warranty_months", "purchase_date"]},
-    {"kind": "warranty_claim", "purpose": "warranty", "direction": R2M, "fields": ["product", "customer", "fault", "status"]},
+    {"kind": "warranty_claim", "purpose": "warranty", "direction": M2R, "fields": ["product", "customer", "fault", "status"]},
     {"kind": "service_request", "purpose": "service", "direction": M2R, "fields": ["product", "customer", "issue", "status", "proactive", "reference"]},
     {"kind": "service_request", "purpose": "service", "direction": R2M, "fields": ["product", "customer", "issue", "status", "reference"]},
     {"kind": "service_visit", "purpose": "service", "direction": M2R, "fields": ["product", "customer", "reference", "outcome"]},
     {"kind": "service_completion", "purpose": "service", "direction": M2R, "fields": ["product", "customer", "reference", "resolution", "parts_replaced"]},
     {"kind": "loyalty_accrual", "purpose": "loyalty", "direction": M2R, "fields": ["customer", "points", "programme", "reason"]},
+    {"kind": "loyalty_accrual", "purpose": "loyalty", "direction": R2M, "fields": ["product", "customer", "points", "programme", "reason", "sale_reference"]},
+    {"kind": "return", "purpose": "loyalty", "direction": R2M, "fields": ["product", "customer", "sale_reference"]},
 ]  # fmt: skip
 
 
@@ -116,7 +118,9 @@ def _agreement_v2():
     """Brightmart's pending change: it adds the store to sales, shares product feedback, and
     no longer carries Nordwind's loyalty points."""
     clauses = [
-        dict(c, fields=list(c["fields"])) for c in AGREEMENT_V1 if c["kind"] != "loyalty_accrual"
+        dict(c, fields=list(c["fields"]))
+        for c in AGREEMENT_V1
+        if not (c["kind"] == "loyalty_accrual" and c["direction"] == M2R)
     ]
     for clause in clauses:
         if clause["kind"] == "sale":

@@ -497,3 +497,184 @@ class AgreementEvent(models.Model):
 
     def __str__(self):
         return f"{self.action} on {self.agreement_id}"
+
+
+# --- webhooks -----------------------------------------------------------------------------------
+
+
+class WebhookEventType(models.TextChoices):
+    """What a partner's endpoint may subscribe to. ``ping`` is not among them: a test event goes
+    to the one endpoint it was sent from, whatever that endpoint subscribes to."""
+
+    DISCREPANCY_OPENED = "discrepancy.opened", "A discrepancy was opened"
+    DISCREPANCY_UPDATED = "discrepancy.updated", "A discrepancy was updated"
+    RECORD_SHARED = "record.shared", "A record was shared with you"
+    SERVICE_SIGNAL = "service.signal", "A service signal was raised"
+    CONSENT_REVOKED = "consent.revoked", "A customer withdrew a consent you received data under"
+    CUSTOMER_ERASED = "customer.erased", "A customer whose data you received was erased"
+
+
+WEBHOOK_PING = "ping"
+
+
+class WebhookEndpoint(models.Model):
+    """An HTTPS address of a partner's system that receives signed event deliveries.
+
+    The signing secret must be usable to sign, so it is stored (not hashed); it is shown to the
+    partner once, at creation or rotation. After a rotation the previous secret keeps signing
+    alongside the new one until ``previous_secret_expires_at``, so that the receiver can switch
+    without dropping deliveries. Written only by the services in ``partners.webhooks``."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="webhook_endpoints")
+    url = models.URLField(max_length=2000)
+    description = models.CharField(max_length=200, blank=True)
+    event_types = ArrayField(
+        models.CharField(max_length=40, choices=WebhookEventType.choices), default=list
+    )
+    secret = models.CharField(max_length=100)
+    previous_secret = models.CharField(max_length=100, blank=True)
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    secret_rotated_at = models.DateTimeField(null=True, blank=True)
+
+    tenant_path = "partner"
+    objects = PartnerScopedManager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return self.url
+
+    def signing_secrets(self, at=None):
+        """The secrets that sign a delivery now: the current one, and the previous one while its
+        grace period after a rotation lasts."""
+        at = at or timezone.now()
+        secrets_ = [self.secret]
+        if (
+            self.previous_secret
+            and self.previous_secret_expires_at
+            and self.previous_secret_expires_at > at
+        ):
+            secrets_.append(self.previous_secret)
+        return secrets_
+
+
+class WebhookEvent(models.Model):
+    """Something that happened for one partner, with the payload it may see. The payload is
+    projected by the caller (the visibility decision in the core, or the consent layer) before it
+    gets here; this layer never looks at records. ``dedupe_key`` makes an emission idempotent per
+    partner. ``ack_token``, when set, is what the receiver may sign to acknowledge the event."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="webhook_events")
+    event_type = models.CharField(max_length=40)
+    payload = models.JSONField(default=dict)
+    ack_token = models.CharField(max_length=100, blank=True)
+    dedupe_key = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    tenant_path = "partner"
+    objects = PartnerScopedManager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["partner", "dedupe_key"],
+                condition=~Q(dedupe_key=""),
+                name="webhook_event_dedupe_per_partner",
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.event_type} for {self.partner_id}"
+
+
+class WebhookDelivery(models.Model):
+    """One event on its way to one endpoint, at most one per pair.
+
+    ``pending``: not yet attempted; ``failed``: the last attempt failed and another is due at
+    ``next_attempt_at``; ``succeeded``: the endpoint answered 2xx; ``gave_up``: the attempts ran
+    out or the delivery cannot be made (endpoint disabled, address refused). A worker claims a
+    due delivery by moving ``next_attempt_at`` past its own time limit, so that a lost worker's
+    delivery comes due again and is re-enqueued by the sweep. ``attempts`` counts the attempts
+    of the current round; a manual redelivery starts a new round."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SUCCEEDED = "succeeded", "Delivered"
+        FAILED = "failed", "Failed, will retry"
+        GAVE_UP = "gave_up", "Gave up"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    endpoint = models.ForeignKey(
+        WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    event = models.ForeignKey(WebhookEvent, on_delete=models.CASCADE, related_name="deliveries")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=300, blank=True)
+    last_response_excerpt = models.CharField(max_length=500, blank=True)
+    acknowledged_signature_ok = models.BooleanField(
+        null=True, blank=True, help_text="Whether the receiver's Clearinghouse-Ack verified."
+    )
+    redeliveries = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    tenant_path = "endpoint__partner"
+    objects = PartnerScopedManager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "webhook deliveries"
+        constraints = [
+            models.UniqueConstraint(fields=["endpoint", "event"], name="one_delivery_per_endpoint"),
+            models.CheckConstraint(
+                condition=Q(status__in=["pending", "succeeded", "failed", "gave_up"]),
+                name="webhook_delivery_status_valid",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=Q(status__in=["pending", "failed"]),
+                name="webhook_delivery_due",
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.event_id} → {self.endpoint_id} ({self.status})"
+
+
+class WebhookAttempt(models.Model):
+    """One HTTP attempt of a delivery: the delivery log a partner reads to debug its receiver."""
+
+    delivery = models.ForeignKey(
+        WebhookDelivery, on_delete=models.CASCADE, related_name="attempt_log"
+    )
+    number = models.PositiveSmallIntegerField()
+    manual = models.BooleanField(default=False, help_text="Part of a manual redelivery round.")
+    attempted_at = models.DateTimeField(default=timezone.now)
+    duration_ms = models.PositiveIntegerField(default=0)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=300, blank=True)
+    response_excerpt = models.CharField(max_length=500, blank=True)
+
+    tenant_path = "delivery__endpoint__partner"
+    objects = PartnerScopedManager()
+
+    class Meta:
+        ordering = ["-attempted_at", "-id"]
+
+    def __str__(self):
+        return f"attempt {self.number} of {self.delivery_id}"

@@ -11,6 +11,7 @@ from django.utils import timezone
 from .models import Invitation, Partner
 from .selectors import invitation_token
 from .services import partner_event_record
+from .webhooks import webhook_deliver, webhooks_enqueue_due
 
 MAIL_RETRY = {
     "autoretry_for": (SMTPException, OSError),
@@ -63,3 +64,19 @@ def expire_invitations():
     return Invitation.objects.filter(
         accepted_at__isnull=True, revoked_at__isnull=True, expires_at__lte=timezone.now()
     ).update(revoked_at=timezone.now())
+
+
+# --- webhooks ---------------------------------------------------------------------------------
+
+
+@shared_task(name="partners.deliver_webhook", time_limit=60, soft_time_limit=45)
+def deliver_webhook(delivery_id):
+    """One attempt of a webhook delivery, if it is due. The service claims it first, so a
+    duplicate message or a redelivered task sends nothing twice; retries are scheduled by it."""
+    return webhook_deliver(delivery_id=delivery_id)
+
+
+@shared_task(name="partners.retry_due_webhooks", time_limit=120, soft_time_limit=100)
+def retry_due_webhooks():
+    """Every minute: enqueue due deliveries that no task is on its way for."""
+    return webhooks_enqueue_due()

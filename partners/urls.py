@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import agreement_views, views
+from . import agreement_views, views, webhook_views
 
 app_name = "portal"
 
@@ -49,5 +49,27 @@ urlpatterns = [
             name=f"agreement-{action}",
         )
         for action in ("countersign", "reject", "withdraw", "suspend", "resume", "terminate")
+    ),
+    # webhooks
+    path("webhooks/", webhook_views.WebhookListView.as_view(), name="webhooks"),
+    path("webhooks/new/", webhook_views.WebhookCreateView.as_view(), name="webhook-create"),
+    path("webhooks/<uuid:pk>/", webhook_views.WebhookDetailView.as_view(), name="webhook-detail"),
+    *(
+        path(
+            f"webhooks/<uuid:pk>/{action}/",
+            webhook_views.WebhookActionView.as_view(action=action),
+            name=f"webhook-{action}",
+        )
+        for action in ("test", "rotate", "disable", "enable")
+    ),
+    path(
+        "webhooks/deliveries/<uuid:pk>/",
+        webhook_views.DeliveryDetailView.as_view(),
+        name="webhook-delivery",
+    ),
+    path(
+        "webhooks/deliveries/<uuid:pk>/redeliver/",
+        webhook_views.DeliveryRedeliverView.as_view(),
+        name="webhook-redeliver",
     ),
 ]

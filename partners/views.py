@@ -1,10 +1,12 @@
 """Portal pages for partner organisations: registration, dashboard, staff, API credentials."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.module_loading import import_string
 from django.views.generic import FormView, TemplateView, View
 
 from . import selectors, services
@@ -49,6 +51,10 @@ class RegisterView(FormView):
 
 
 class DashboardView(PortalMixin, TemplateView):
+    """The partner's start page. Layers above partners/ add their cards through the
+    PORTAL_DASHBOARD_PANELS setting (callables of ``partner`` returning a template and its
+    context), so that this view never imports them."""
+
     template_name = "portal/dashboard.html"
     allow_inactive = True
 
@@ -56,6 +62,11 @@ class DashboardView(PortalMixin, TemplateView):
         context = super().get_context_data(**kwargs)
         context["overview"] = selectors.partner_overview(partner=self.partner)
         context["activity"] = selectors.partner_activity(partner=self.partner, limit=8)
+        if self.partner.is_active:
+            context["panels"] = [
+                import_string(path)(partner=self.partner)
+                for path in settings.PORTAL_DASHBOARD_PANELS
+            ]
         return context
 
 

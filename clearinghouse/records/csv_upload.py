@@ -15,6 +15,7 @@ from partners.record_kinds import BOOLEAN, INTEGER, KINDS, NUMBER, STRING_LIST
 
 from .ingest import BatchIngest
 from .models import RecordUpload
+from .signals import records_committed
 
 MAX_BYTES = 5 * 1024 * 1024
 MAX_ROWS = 10_000
@@ -147,6 +148,10 @@ def upload_process(*, upload_id):
         RecordUpload.objects.filter(pk=upload.pk).update(
             status=RecordUpload.Status.DONE, errors=errors, finished_at=timezone.now(), **counts
         )
+        if counts["created"]:
+            records_committed.send(
+                sender=RecordUpload, partner=upload.partner, created=counts["created"]
+            )
     except CsvProblem as exc:
         RecordUpload.objects.filter(pk=upload.pk).update(
             status=RecordUpload.Status.FAILED, message=str(exc), finished_at=timezone.now()

@@ -34,3 +34,7 @@ def record_counts(*, partner):
     for other in Partner.objects.unscoped().filter(pk__in=counterparts):
         shared += visible_records(partner=other).filter(submitted_by_id=partner.pk).queryset.count()
     return {"submitted": submitted, "received": received, "shared": shared}
+
+
+def dashboard_panel(*, partner):
+    return {"template": "portal/records/_panel.html", "counts": record_counts(partner=partner)}

@@ -5,7 +5,8 @@ from django.db import transaction
 
 from .csv_upload import MAX_BYTES
 from .ingest import BatchIngest
-from .models import RecordUpload
+from .models import InteractionRecord, RecordUpload
+from .signals import records_committed
 
 
 def records_ingest(*, partner, rows, max_rows):
@@ -19,7 +20,16 @@ def records_ingest(*, partner, rows, max_rows):
                 batch.reject(row[1])
             else:
                 batch.add(row)
-        return batch.finish()
+        results = batch.finish()
+        created = sum(1 for r in results if r.status == "created")
+        if created:
+            transaction.on_commit(
+                lambda: records_committed.send(
+                    sender=InteractionRecord, partner=partner, created=created
+                ),
+                robust=True,
+            )
+        return results
 
 
 def upload_create(*, partner, user, filename, content):

@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -46,6 +47,7 @@ INSTALLED_APPS = [
     "partners",
     "consent",
     "clearinghouse.records",
+    "clearinghouse.reconciliation",
     "telemetry",
 ]
 
@@ -154,15 +156,34 @@ CELERY_TASK_SOFT_TIME_LIMIT = 14 * 60
 CELERY_RESULT_EXPIRES = 24 * 3600
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A task unacknowledged for this long is delivered again; longer than the longest task.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": int(env("CELERY_VISIBILITY_TIMEOUT", "3600"))
+}
 CELERY_BEAT_SCHEDULE = {
     "partners-expire-invitations": {
         "task": "partners.expire_invitations",
         "schedule": 3600.0,
     },
+    "reconciliation-incremental": {
+        "task": "reconciliation.reconcile_all",
+        "schedule": 300.0,
+    },
+    "reconciliation-nightly-full": {
+        "task": "reconciliation.reconcile_all",
+        "schedule": crontab(hour=3, minute=15),
+        "kwargs": {"full": True},
+    },
     "consent-record-expiries": {
         "task": "consent.record_expiries",
         "schedule": 60.0,
+    },
+    "partners-retry-due-webhooks": {
+        "task": "partners.retry_due_webhooks",
+        "schedule": 60.0,
+    },
+    "consent-chase-notices": {
+        "task": "consent.chase_notices",
+        "schedule": 15 * 60.0,
     },
 }
 
@@ -243,3 +264,17 @@ CUSTOMER_SESSION_MINUTES = int(env("CUSTOMER_SESSION_MINUTES", "60"))
 
 # Records per ingest request (JSON array or NDJSON).
 RECORDS_MAX_BATCH = int(env("RECORDS_MAX_BATCH", "10000"))
+
+# Reconciliation: how far apart a sale and its registration may be (days), how long a sale may
+# wait for its registration, how long a service case may stay open, the default warranty.
+RECON_DATE_TOLERANCE_DAYS = int(env("RECON_DATE_TOLERANCE_DAYS", "14"))
+RECON_REGISTRATION_GRACE_DAYS = int(env("RECON_REGISTRATION_GRACE_DAYS", "30"))
+RECON_SERVICE_SLA_DAYS = int(env("RECON_SERVICE_SLA_DAYS", "14"))
+RECON_DEFAULT_WARRANTY_MONTHS = int(env("RECON_DEFAULT_WARRANTY_MONTHS", "24"))
+RECON_DEBOUNCE_SECONDS = int(env("RECON_DEBOUNCE_SECONDS", "10"))
+
+# Cards on the portal dashboard, contributed by the layers above partners/.
+PORTAL_DASHBOARD_PANELS = [
+    "clearinghouse.records.selectors.dashboard_panel",
+    "clearinghouse.reconciliation.selectors.dashboard_panel",
+]

@@ -126,3 +126,18 @@ def agreement_awaiting(*, partner):
         .exclude(proposed_by=partner)
         .count()
     )
+
+
+def pairs_in_force():
+    """(manufacturer id, retailer id) of every agreement in force between two active partners:
+    the pairs the reconciliation workers run for."""
+    # Unscoped on purpose: the reconciliation scheduler works for every pair.
+    return list(
+        SharingAgreement.objects.unscoped()
+        .filter(
+            status=SharingAgreement.Status.ACTIVE,
+            manufacturer__status=Partner.Status.ACTIVE,
+            retailer__status=Partner.Status.ACTIVE,
+        )
+        .values_list("manufacturer_id", "retailer_id")
+    )

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from clearinghouse.reconciliation.engine import reconcile_pair
 from clearinghouse.records import demo as records_demo
 from consent import demo as consent_demo
 from partners import demo as partners_demo
@@ -31,6 +32,12 @@ class Command(BaseCommand):
             partners_demo.load_agreements(partners, self.step)
             customers = consent_demo.load(partners, self.step)
             records_demo.load(partners, customers, self.step)
+        run = reconcile_pair(
+            manufacturer=partners["maker"], retailer=partners["shop"], trigger="demo"
+        )
+        self.step(
+            f"reconciled: {run.counts.get('opened', 0)} discrepancies opened, {run.counts.get('links_created', 0)} links"
+        )
         lines += [
             "Customer dashboard: /me/ — sign in as alice@example.org (or bob@, chiara@, dmitri@, emma@example.org).",
             "    The sign-in link is e-mailed to .data/mail/ (newest file), or print one now with:",

@@ -1,0 +1,190 @@
+"""The discrepancy queue over the API: list with filters, detail with evidence, resolve,
+dismiss, reopen, comment; and the pair's reconciliation runs."""
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import exceptions, mixins, serializers
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from clearinghouse.records.api.views import request_id
+from partners.api.authentication import request_actor
+from partners.api.base import PartnerScopedViewSet
+from partners.models import Scope
+
+from .. import selectors, services
+from ..engine import SEVERITY
+from ..models import Discrepancy, ReconciliationRun
+
+
+class NoteSerializer(serializers.Serializer):
+    action = serializers.CharField()
+    partner = serializers.CharField(source="partner.name", allow_null=True, default=None)
+    text = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class EvidenceSerializer(serializers.Serializer):
+    ref = serializers.UUIDField()
+    kind = serializers.CharField()
+    role = serializers.CharField()
+    own = serializers.BooleanField()
+    occurred_at = serializers.DateTimeField()
+    recorded_by = serializers.DictField()
+    product = serializers.DictField(required=False, allow_null=True)
+    payload = serializers.DictField()
+
+
+class DiscrepancySerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    kind = serializers.CharField(help_text=", ".join(SEVERITY))
+    severity = serializers.CharField()
+    status = serializers.CharField()
+    manufacturer = serializers.CharField(source="manufacturer.slug")
+    retailer = serializers.CharField(source="retailer.slug", allow_null=True, default=None)
+    product = serializers.SerializerMethodField()
+    detail = serializers.DictField()
+    opened_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+    def get_product(self, obj) -> dict | None:
+        return {"gtin": obj.gtin, "serial": obj.serial} if obj.gtin else None
+
+
+class DiscrepancyDetailSerializer(DiscrepancySerializer):
+    evidence = EvidenceSerializer(many=True)
+    notes = NoteSerializer(many=True)
+
+
+class ReasonSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=2000)
+
+
+class CommentSerializer(serializers.Serializer):
+    text = serializers.CharField(max_length=2000)
+
+
+class RunSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    manufacturer = serializers.CharField(source="manufacturer.slug")
+    retailer = serializers.CharField(source="retailer.slug")
+    trigger = serializers.CharField()
+    status = serializers.CharField()
+    started_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+    duration_ms = serializers.IntegerField(allow_null=True)
+    counts = serializers.DictField()
+
+
+class DiscrepancyViewSet(mixins.ListModelMixin, PartnerScopedViewSet):
+    """The discrepancy queue both parties work. A discrepancy whose evidence you may not see (any
+    more) is not shown to you."""
+
+    model = Discrepancy
+    serializer_class = DiscrepancySerializer
+    required_scopes = {"GET": Scope.DISCREPANCIES_READ, "POST": Scope.DISCREPANCIES_WRITE}
+    ordering = ("-opened_at", "-id")
+
+    def scoped_queryset(self, partner):
+        queryset = selectors.discrepancies_visible(partner=partner)
+        params = self.request.query_params
+        for name, choices in (
+            ("status", [s.value for s in Discrepancy.Status]),
+            ("kind", list(SEVERITY)),
+            ("severity", ["low", "medium", "high"]),
+        ):
+            value = params.get(name)
+            if value:
+                if value not in choices:
+                    raise exceptions.ValidationError({name: f"must be one of {', '.join(choices)}"})
+                queryset = queryset.filter(**{name: value})
+        if params.get("serial"):
+            queryset = queryset.filter(serial=params["serial"][:64])
+        return queryset
+
+    @extend_schema(
+        parameters=[OpenApiParameter(n, str) for n in ("status", "kind", "severity", "serial")]
+    )
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
+    def _detail(self, discrepancy):
+        evidence = selectors.discrepancy_evidence(
+            partner=self.partner,
+            discrepancy=discrepancy,
+            channel="api",
+            request_id=request_id(self.request),
+        )
+        data = DiscrepancySerializer(discrepancy).data
+        data["evidence"] = EvidenceSerializer(evidence, many=True).data
+        data["notes"] = NoteSerializer(discrepancy.notes.select_related("partner"), many=True).data
+        return data
+
+    @extend_schema(responses=DiscrepancyDetailSerializer)
+    def retrieve(self, request, pk=None):
+        return Response(self._detail(self.get_object()))
+
+    def _transition(self, request, verb):
+        body = ReasonSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        user, credential = request_actor(request)
+        try:
+            discrepancy = services.discrepancy_transition(
+                discrepancy=self.get_object(),
+                action=verb,
+                partner=self.partner,
+                reason=body.validated_data["reason"],
+                user=user,
+                credential=credential,
+            )
+        except DjangoValidationError as exc:
+            raise exceptions.ValidationError(
+                exc.message_dict if hasattr(exc, "error_dict") else exc.messages
+            ) from exc
+        return Response(self._detail(discrepancy))
+
+    @extend_schema(request=ReasonSerializer, responses=DiscrepancyDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def resolve(self, request, pk=None):
+        return self._transition(request, "resolve")
+
+    @extend_schema(request=ReasonSerializer, responses=DiscrepancyDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def dismiss(self, request, pk=None):
+        return self._transition(request, "dismiss")
+
+    @extend_schema(request=ReasonSerializer, responses=DiscrepancyDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def reopen(self, request, pk=None):
+        return self._transition(request, "reopen")
+
+    @extend_schema(request=CommentSerializer, responses=DiscrepancyDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def comments(self, request, pk=None):
+        body = CommentSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        discrepancy = self.get_object()
+        user, credential = request_actor(request)
+        services.discrepancy_comment(
+            discrepancy=discrepancy,
+            partner=self.partner,
+            text=body.validated_data["text"],
+            user=user,
+            credential=credential,
+        )
+        return Response(self._detail(discrepancy), status=201)
+
+
+class RunViewSet(mixins.ListModelMixin, PartnerScopedViewSet):
+    """Reconciliation runs of your pairs, newest first, with counts and durations."""
+
+    model = ReconciliationRun
+    serializer_class = RunSerializer
+    required_scopes = {"GET": Scope.DISCREPANCIES_READ}
+    ordering = ("-started_at", "-id")
+    lookup_value_regex = "[0-9]+"
+
+    def scoped_queryset(self, partner):
+        return ReconciliationRun.objects.for_partner(partner).select_related(
+            "manufacturer", "retailer"
+        )

@@ -1,0 +1,237 @@
+"""What reconciliation finds: links between records of both parties, discrepancies that both
+parties work in one queue, and the runs that produced them."""
+
+import uuid
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from clearinghouse.records.models import InteractionRecord
+from consent.models import Customer
+from partners.models import ApiCredential, Partner, User
+from partners.tenancy import PartnerScopedQuerySet, TenancyError
+
+
+class PairScopedQuerySet(PartnerScopedQuerySet):
+    """Rows that belong to a manufacturer–retailer pair reach either party; fails closed."""
+
+    def for_partner(self, partner):
+        if partner is None or getattr(partner, "pk", None) is None:
+            raise TenancyError(f"{self.model.__name__} queried without a partner")
+        prefix = getattr(self.model, "pair_path", "")
+        return self.filter(
+            Q(**{f"{prefix}manufacturer": partner.pk}) | Q(**{f"{prefix}retailer": partner.pk})
+        )
+
+
+PairScopedManager = models.Manager.from_queryset(PairScopedQuerySet)
+
+
+class PairState(models.Model):
+    """Where the last run of a pair stopped: records up to ``record_watermark`` and time-based
+    rules up to ``time_watermark`` are reconciled."""
+
+    manufacturer = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="+")
+    retailer = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="+")
+    record_watermark = models.BigIntegerField(default=0)
+    time_watermark = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["manufacturer", "retailer"], name="one_state_per_pair")
+        ]
+
+    def __str__(self):
+        return f"{self.manufacturer_id}/{self.retailer_id} at {self.record_watermark}"
+
+
+class ReconciliationRun(models.Model):
+    """One run for one pair: what triggered it, what it covered, what it found, how long."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        SKIPPED = "skipped", "Skipped (another run was busy)"
+        FAILED = "failed", "Failed"
+        ABANDONED = "abandoned", "Abandoned (its worker died; a later run redid it)"
+
+    manufacturer = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="+")
+    retailer = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="+")
+    trigger = models.CharField(max_length=20)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.RUNNING)
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    from_record = models.BigIntegerField(default=0)
+    to_record = models.BigIntegerField(default=0)
+    counts = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+
+    objects = PairScopedManager()
+
+    class Meta:
+        ordering = ["-started_at"]
+        indexes = [
+            models.Index(fields=["manufacturer", "retailer", "-started_at"], name="run_pair_recent")
+        ]
+
+    def __str__(self):
+        return f"run {self.pk} {self.status}"
+
+
+class RecordLink(models.Model):
+    """Two records about the same thing: a sale and its registration, a request and its visit."""
+
+    class Kind(models.TextChoices):
+        SALE_REGISTRATION = "sale_registration", "Sale ↔ warranty registration"
+        REQUEST_VISIT = "request_visit", "Service request ↔ visit"
+        VISIT_COMPLETION = "visit_completion", "Service visit ↔ completion"
+        REQUEST_COMPLETION = "request_completion", "Service request ↔ completion"
+
+    kind = models.CharField(max_length=24, choices=Kind.choices)
+    from_record = models.ForeignKey(InteractionRecord, on_delete=models.CASCADE, related_name="+")
+    to_record = models.ForeignKey(InteractionRecord, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "from_record", "to_record"], name="record_link_unique"
+            )
+        ]
+        indexes = [models.Index(fields=["to_record"], name="record_link_to")]
+
+    def __str__(self):
+        return f"{self.kind}: {self.from_record_id} → {self.to_record_id}"
+
+
+SEVERITIES = ("low", "medium", "high")
+KIND_LABELS = {
+    "registration_date_mismatch": "Registration date mismatch",
+    "sale_without_registration": "Sale without registration",
+    "registration_without_sale": "Registration without a sale",
+    "claim_without_sale": "Claim without a sale",
+    "claim_before_sale": "Claim before the sale",
+    "claim_outside_warranty": "Claim outside the warranty",
+    "repeated_claims": "Repeated claims",
+    "service_status_conflict": "Service status conflict",
+    "service_overdue": "Service overdue",
+    "accrual_not_reversed": "Points not reversed after a return",
+    "double_credit": "Purchase credited twice",
+    "redemption_exceeds_balance": "Redemption beyond the balance",
+}
+
+
+class Discrepancy(models.Model):
+    """Something the two parties' records disagree on. ``retailer`` is empty for a finding only
+    the manufacturer can act on (a registration or claim with no sale from any retailer).
+    ``key`` identifies the finding within the pair, so re-running finds it again instead of
+    opening it twice."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        RESOLVED = "resolved", "Resolved"
+        DISMISSED = "dismissed", "Dismissed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    manufacturer = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="+")
+    retailer = models.ForeignKey(
+        Partner, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    kind = models.CharField(max_length=40)
+    severity = models.CharField(max_length=8, choices=[(s, s) for s in SEVERITIES])
+    key = models.CharField(max_length=300)
+    gtin = models.CharField(max_length=14, blank=True)
+    serial = models.CharField(max_length=64, blank=True)
+    customer = models.ForeignKey(
+        Customer, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    detail = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    opened_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    opened_by_run = models.ForeignKey(
+        ReconciliationRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    records = models.ManyToManyField(
+        InteractionRecord, through="DiscrepancyEvidence", related_name="+"
+    )
+
+    objects = PairScopedManager()
+
+    class Meta:
+        ordering = ["-opened_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["manufacturer", "retailer", "key"],
+                nulls_distinct=False,
+                name="discrepancy_key_unique",
+            ),
+            models.CheckConstraint(
+                condition=Q(severity__in=SEVERITIES), name="discrepancy_severity_valid"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["manufacturer", "status", "-opened_at"], name="discrepancy_maker_queue"
+            ),
+            models.Index(
+                fields=["retailer", "status", "-opened_at"], name="discrepancy_shop_queue"
+            ),
+            models.Index(fields=["gtin", "serial"], name="discrepancy_unit"),
+        ]
+
+    def __str__(self):
+        return f"{self.kind} ({self.status})"
+
+    @property
+    def label(self):
+        return KIND_LABELS.get(self.kind, self.kind)
+
+
+class DiscrepancyEvidence(models.Model):
+    discrepancy = models.ForeignKey(Discrepancy, on_delete=models.CASCADE, related_name="evidence")
+    record = models.ForeignKey(InteractionRecord, on_delete=models.CASCADE, related_name="+")
+    role = models.CharField(max_length=30)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["discrepancy", "record"], name="evidence_unique")
+        ]
+
+    def __str__(self):
+        return f"{self.role}: {self.record_id}"
+
+
+class DiscrepancyNote(models.Model):
+    """The discrepancy's history: opened, comments, resolved, dismissed, reopened — who, when, why."""
+
+    class Action(models.TextChoices):
+        OPENED = "opened", "Opened"
+        COMMENT = "comment", "Comment"
+        RESOLVED = "resolved", "Resolved"
+        DISMISSED = "dismissed", "Dismissed"
+        REOPENED = "reopened", "Reopened"
+        AUTO_RESOLVED = "auto_resolved", "Resolved by reconciliation"
+
+    discrepancy = models.ForeignKey(Discrepancy, on_delete=models.CASCADE, related_name="notes")
+    action = models.CharField(max_length=16, choices=Action.choices)
+    partner = models.ForeignKey(
+        Partner, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    user = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    credential = models.ForeignKey(
+        ApiCredential, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    text = models.TextField(blank=True, max_length=2000)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self):
+        return f"{self.action} on {self.discrepancy_id}"

@@ -1,0 +1,61 @@
+"""Webhooks about discrepancies, with each party's own projection of the evidence.
+
+Only parties with an endpoint subscribed to the event hear about it, and only about the
+discrepancies they may see (the same decision as the queue); a run that opens thousands of
+findings for a party without webhooks costs one query.
+"""
+
+from partners.webhooks import webhook_emit, webhook_subscribed
+
+from .models import Discrepancy
+from .selectors import discrepancies_visible, discrepancy_evidence
+
+
+def _payload(partner, discrepancy):
+    return {
+        "id": str(discrepancy.pk),
+        "kind": discrepancy.kind,
+        "severity": discrepancy.severity,
+        "status": discrepancy.status,
+        "product": {"gtin": discrepancy.gtin, "serial": discrepancy.serial}
+        if discrepancy.gtin
+        else None,
+        "detail": discrepancy.detail,
+        "evidence": [
+            {
+                k: v
+                for k, v in item.items()
+                if k in ("ref", "kind", "role", "occurred_at", "recorded_by")
+            }
+            for item in discrepancy_evidence(
+                partner=partner, discrepancy=discrepancy, channel="webhook"
+            )
+        ],
+    }
+
+
+def _emit(ids, event_type):
+    parties = {}
+    for discrepancy in Discrepancy.objects.filter(pk__in=ids).select_related(
+        "manufacturer", "retailer"
+    ):
+        for partner in filter(None, (discrepancy.manufacturer, discrepancy.retailer)):
+            parties.setdefault(partner.pk, (partner, []))[1].append(discrepancy.pk)
+    for partner, discrepancy_ids in parties.values():
+        if not webhook_subscribed(partner=partner, event_type=event_type):
+            continue
+        for discrepancy in discrepancies_visible(partner=partner).filter(pk__in=discrepancy_ids):
+            webhook_emit(
+                partner=partner,
+                event_type=event_type,
+                data=_payload(partner, discrepancy),
+                dedupe_key=f"{event_type}:{discrepancy.pk}:{discrepancy.updated_at.isoformat()}",
+            )
+
+
+def discrepancies_opened(ids):
+    _emit(ids, "discrepancy.opened")
+
+
+def discrepancies_updated(ids):
+    _emit(ids, "discrepancy.updated")

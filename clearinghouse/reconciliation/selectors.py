@@ -1,0 +1,59 @@
+"""Reads of the discrepancy queue: a discrepancy reaches a party only while that party may see
+every record it rests on (through the one visibility decision), so nothing leaks through it."""
+
+from django.db.models import Exists, OuterRef
+
+from clearinghouse.records.visibility import read, visible_records
+
+from .models import Discrepancy, DiscrepancyEvidence, ReconciliationRun, RecordLink
+
+
+def discrepancies_visible(*, partner, at=None):
+    visible_ids = visible_records(partner=partner, at=at).queryset.values("id")
+    hidden = DiscrepancyEvidence.objects.filter(discrepancy=OuterRef("pk")).exclude(
+        record_id__in=visible_ids
+    )
+    return (
+        Discrepancy.objects.for_partner(partner)
+        .annotate(hidden=Exists(hidden))
+        .filter(hidden=False)
+        .select_related("manufacturer", "retailer")
+    )
+
+
+def discrepancy_evidence(*, partner, discrepancy, channel, request_id=""):
+    """The discrepancy's records as ``partner`` may see them (logged like any other read)."""
+    roles = dict(discrepancy.evidence.values_list("record_id", "role"))
+    visible = (
+        visible_records(partner=partner).filter(id__in=list(roles)).order_by("occurred_at", "id")
+    )
+    rows = list(visible.queryset)
+    projected = read(rows, visible, channel=channel, request_id=request_id)
+    for row, item in zip(rows, projected, strict=True):
+        item["role"] = roles[row.id]
+    return projected
+
+
+def runs_for(*, partner, limit=50):
+    return ReconciliationRun.objects.for_partner(partner).select_related(
+        "manufacturer", "retailer"
+    )[:limit]
+
+
+def links_for_records(record_ids):
+    return RecordLink.objects.filter(from_record_id__in=record_ids) | RecordLink.objects.filter(
+        to_record_id__in=record_ids
+    )
+
+
+def dashboard_panel(*, partner):
+    from django.db.models import Count
+
+    open_ = discrepancies_visible(partner=partner).filter(status="open")
+    by_severity = dict(open_.order_by().values_list("severity").annotate(n=Count("id")))
+    return {
+        "template": "portal/discrepancies/_panel.html",
+        "open": sum(by_severity.values()),
+        "high": by_severity.get("high", 0),
+        "last_run": runs_for(partner=partner, limit=1),
+    }

@@ -1,0 +1,61 @@
+"""Reconciliation tasks: one run per pair at a time, after ingest (debounced) and on a beat."""
+
+import logging
+import uuid
+
+from celery import shared_task
+from django.conf import settings
+from django.core.cache import cache
+
+from partners.agreements.selectors import pairs_in_force
+from partners.models import Partner
+
+from .engine import reconcile_pair
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name="reconciliation.reconcile_pair", time_limit=3600, soft_time_limit=3500)
+def reconcile_pair_task(manufacturer_id, retailer_id, trigger="beat", full=False):
+    """Idempotent: a redelivered or repeated task re-runs from the pair's watermark and upserts."""
+    partners = {
+        p.pk: p for p in Partner.objects.unscoped().filter(pk__in=[manufacturer_id, retailer_id])
+    }
+    manufacturer, retailer = partners.get(_uuid(manufacturer_id)), partners.get(_uuid(retailer_id))
+    if manufacturer is None or retailer is None:
+        return None
+    run = reconcile_pair(manufacturer=manufacturer, retailer=retailer, trigger=trigger, full=full)
+    return {"run": run.pk, "status": run.status, "counts": run.counts}
+
+
+def _uuid(value):
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+
+
+@shared_task(name="reconciliation.reconcile_all", time_limit=300, soft_time_limit=280)
+def reconcile_all(full=False):
+    """Beat: enqueue a run for every pair with an agreement in force (also the sweep that catches
+    ingests whose trigger was lost while Redis was away)."""
+    pairs = pairs_in_force()
+    for manufacturer_id, retailer_id in pairs:
+        reconcile_pair_task.delay(
+            str(manufacturer_id), str(retailer_id), "beat-full" if full else "beat", full
+        )
+    return len(pairs)
+
+
+def schedule_after_ingest(partner):
+    """After an ingest commits: one run per pair of this partner, at most one per debounce window
+    (a burst of batches becomes one run a few seconds later)."""
+    for manufacturer_id, retailer_id in pairs_in_force():
+        if partner.pk not in (manufacturer_id, retailer_id):
+            continue
+        key = f"recon:debounce:{manufacturer_id}:{retailer_id}"
+        try:
+            if cache.add(key, 1, timeout=settings.RECON_DEBOUNCE_SECONDS):
+                reconcile_pair_task.apply_async(
+                    args=[str(manufacturer_id), str(retailer_id), "ingest", False],
+                    countdown=settings.RECON_DEBOUNCE_SECONDS,
+                )
+        except Exception:  # Redis away: the beat's sweep runs the pair later
+            logger.warning("could not schedule reconciliation; the beat will", exc_info=True)

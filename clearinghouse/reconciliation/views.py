@@ -1,0 +1,148 @@
+"""Portal pages: the shared discrepancy queue, a discrepancy with its evidence and history, and
+the reconciliation runs of the partner's pairs."""
+
+from django import forms
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views import View
+
+from partners.agreements.selectors import pairs_in_force
+from partners.models import Role
+from partners.portal import PortalMixin
+
+from . import selectors, services
+from .engine import DESCRIPTIONS, SEVERITY
+from .models import KIND_LABELS, Discrepancy
+from .tasks import reconcile_pair_task
+
+
+class FilterForm(forms.Form):
+    status = forms.ChoiceField(
+        required=False, choices=[("", "Any status"), *Discrepancy.Status.choices]
+    )
+    kind = forms.ChoiceField(
+        required=False, choices=[("", "Any kind")] + [(k, KIND_LABELS[k]) for k in SEVERITY]
+    )
+    severity = forms.ChoiceField(
+        required=False,
+        choices=[("", "Any severity"), ("high", "High"), ("medium", "Medium"), ("low", "Low")],
+    )
+    serial = forms.CharField(required=False, max_length=64)
+
+
+class TransitionForm(forms.Form):
+    action = forms.ChoiceField(
+        choices=[
+            ("resolve", "Resolve"),
+            ("dismiss", "Dismiss"),
+            ("reopen", "Reopen"),
+            ("comment", "Comment"),
+        ]
+    )
+    text = forms.CharField(
+        max_length=2000, widget=forms.Textarea(attrs={"rows": 3}), label="Why (both parties see it)"
+    )
+
+
+class Base(PortalMixin, View):
+    def page(self, template, context, status=200):
+        return render(
+            self.request,
+            template,
+            {"partner": self.partner, "membership": self.membership, **context},
+            status=status,
+        )
+
+
+class QueueView(Base):
+    def get(self, request):
+        form = FilterForm(request.GET or {"status": "open"})
+        queryset = selectors.discrepancies_visible(partner=self.partner)
+        if form.is_valid():
+            for name in ("status", "kind", "severity", "serial"):
+                if form.cleaned_data[name]:
+                    queryset = queryset.filter(**{name: form.cleaned_data[name]})
+        page = Paginator(queryset.order_by("-opened_at", "-id"), 50).get_page(
+            request.GET.get("page")
+        )
+        return self.page(
+            "portal/discrepancies/queue.html",
+            {"form": form, "page": page, "descriptions": DESCRIPTIONS},
+        )
+
+
+class DetailView(Base):
+    def _discrepancy(self, pk):
+        return get_object_or_404(selectors.discrepancies_visible(partner=self.partner), pk=pk)
+
+    def get(self, request, pk, form=None, status=200):
+        discrepancy = self._discrepancy(pk)
+        evidence = selectors.discrepancy_evidence(
+            partner=self.partner, discrepancy=discrepancy, channel="portal"
+        )
+        return self.page(
+            "portal/discrepancies/detail.html",
+            {
+                "d": discrepancy,
+                "evidence": evidence,
+                "notes": discrepancy.notes.select_related("partner", "user"),
+                "description": DESCRIPTIONS.get(discrepancy.kind, ""),
+                "form": form or TransitionForm(),
+            },
+            status=status,
+        )
+
+    def post(self, request, pk):
+        if not self.membership.can_change_data:
+            return render(
+                request, "portal/forbidden.html", {"required_role": Role.ANALYST.label}, status=403
+            )
+        discrepancy = self._discrepancy(pk)
+        form = TransitionForm(request.POST)
+        if not form.is_valid():
+            return self.get(request, pk, form=form, status=400)
+        try:
+            if form.cleaned_data["action"] == "comment":
+                services.discrepancy_comment(
+                    discrepancy=discrepancy,
+                    partner=self.partner,
+                    text=form.cleaned_data["text"],
+                    user=request.user,
+                )
+            else:
+                services.discrepancy_transition(
+                    discrepancy=discrepancy,
+                    action=form.cleaned_data["action"],
+                    partner=self.partner,
+                    reason=form.cleaned_data["text"],
+                    user=request.user,
+                )
+        except ValidationError as exc:
+            for message in exc.messages:
+                form.add_error(None, message)
+            return self.get(request, pk, form=form, status=400)
+        messages.success(request, "Saved. The other party sees it too.")
+        return redirect("reconciliation:detail", pk=discrepancy.pk)
+
+
+class RunsView(Base):
+    def get(self, request):
+        return self.page(
+            "portal/discrepancies/runs.html", {"runs": selectors.runs_for(partner=self.partner)}
+        )
+
+    def post(self, request):
+        """Admins ask for a run of their pairs now."""
+        if not self.membership.is_admin:
+            return render(
+                request, "portal/forbidden.html", {"required_role": Role.ADMIN.label}, status=403
+            )
+        pairs = [p for p in pairs_in_force() if self.partner.pk in p]
+        for manufacturer_id, retailer_id in pairs:
+            reconcile_pair_task.delay(str(manufacturer_id), str(retailer_id), "portal", False)
+        messages.success(
+            request, f"Reconciliation asked for {len(pairs)} pair(s); results appear in a moment."
+        )
+        return redirect("reconciliation:runs")

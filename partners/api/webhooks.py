@@ -1,0 +1,238 @@
+"""The webhooks API: register, list, inspect and delete endpoints (the signing secret is in the
+answer to the creation and to a rotation, never again), send a test event, and read the delivery
+log with manual redelivery. Everything needs the ``webhooks:manage`` scope; another partner's
+endpoint or delivery is a 404."""
+
+import uuid
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import exceptions, mixins, serializers, status
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from .. import webhooks
+from ..models import Scope, WebhookDelivery, WebhookEndpoint, WebhookEventType
+from .authentication import request_actor
+from .base import PartnerScopedViewSet
+
+# Plain strings for statuses: an enum per serializer field named "status" would collide in the
+# schema with the other apps' (a drf-spectacular warning that fails ``check --deploy``).
+DELIVERY_STATUSES = [s.value for s in WebhookDelivery.Status]
+
+
+class EndpointSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = WebhookEndpoint
+        fields = [
+            "id",
+            "url",
+            "description",
+            "event_types",
+            "active",
+            "created_at",
+            "secret_rotated_at",
+        ]
+        read_only_fields = fields
+
+
+class EndpointCreateSerializer(serializers.Serializer):
+    url = serializers.CharField(
+        max_length=2000, help_text="HTTPS address of your receiver, without credentials."
+    )
+    description = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    event_types = serializers.ListField(
+        child=serializers.ChoiceField(choices=WebhookEventType.choices),
+        allow_empty=False,
+        max_length=len(WebhookEventType.values),
+    )
+
+
+class EndpointWithSecretSerializer(EndpointSerializer):
+    secret = serializers.CharField(
+        read_only=True, help_text="The signing secret. Shown only in this answer: keep it."
+    )
+
+    class Meta(EndpointSerializer.Meta):
+        fields = [*EndpointSerializer.Meta.fields, "secret"]
+        read_only_fields = fields
+
+
+class EventSerializer(serializers.Serializer):
+    id = serializers.UUIDField(read_only=True)
+    type = serializers.CharField(source="event_type", read_only=True)
+    created_at = serializers.DateTimeField(read_only=True)
+    data = serializers.JSONField(source="payload", read_only=True)
+
+
+class AttemptSerializer(serializers.Serializer):
+    number = serializers.IntegerField(read_only=True)
+    manual = serializers.BooleanField(read_only=True)
+    attempted_at = serializers.DateTimeField(read_only=True)
+    duration_ms = serializers.IntegerField(read_only=True)
+    status_code = serializers.IntegerField(read_only=True, allow_null=True)
+    error = serializers.CharField(read_only=True)
+    response_excerpt = serializers.CharField(read_only=True)
+
+
+class DeliverySerializer(serializers.ModelSerializer):
+    status = serializers.CharField(
+        read_only=True, help_text="pending, failed (a retry is due), succeeded or gave_up"
+    )
+    event = EventSerializer(read_only=True)
+
+    class Meta:
+        model = WebhookDelivery
+        fields = [
+            "id",
+            "endpoint",
+            "event",
+            "status",
+            "attempts",
+            "redeliveries",
+            "next_attempt_at",
+            "last_status_code",
+            "last_error",
+            "last_response_excerpt",
+            "acknowledged_signature_ok",
+            "created_at",
+            "delivered_at",
+        ]
+        read_only_fields = fields
+
+
+class DeliveryDetailSerializer(DeliverySerializer):
+    attempt_log = AttemptSerializer(many=True, read_only=True)
+
+    class Meta(DeliverySerializer.Meta):
+        fields = [*DeliverySerializer.Meta.fields, "attempt_log"]
+        read_only_fields = fields
+
+
+def _with_secret(issued):
+    data = EndpointSerializer(issued.endpoint).data
+    data["secret"] = issued.secret
+    return data
+
+
+class WebhookEndpointViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, PartnerScopedViewSet
+):
+    """Your webhook endpoints, newest first. Each delivery is a signed HTTPS POST (see the
+    README: Clearinghouse-Signature, replay window, retries)."""
+
+    model = WebhookEndpoint
+    serializer_class = EndpointSerializer
+    required_scopes = {
+        "GET": Scope.WEBHOOKS_MANAGE,
+        "POST": Scope.WEBHOOKS_MANAGE,
+        "DELETE": Scope.WEBHOOKS_MANAGE,
+    }
+
+    @extend_schema(request=EndpointCreateSerializer, responses={201: EndpointWithSecretSerializer})
+    def create(self, request):
+        body = EndpointCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        actor, credential = request_actor(request)
+        issued = webhooks.endpoint_create(
+            partner=self.partner,
+            url=body.validated_data["url"],
+            description=body.validated_data.get("description", ""),
+            event_types=body.validated_data["event_types"],
+            actor=actor,
+            credential=credential,
+        )
+        return Response(_with_secret(issued), status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses={204: None})
+    def destroy(self, request, pk=None):
+        actor, credential = request_actor(request)
+        webhooks.endpoint_delete(endpoint=self.get_object(), actor=actor, credential=credential)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=None, responses=EndpointWithSecretSerializer)
+    @action(detail=True, methods=["post"], url_path="rotate-secret")
+    def rotate_secret(self, request, pk=None):
+        """A new signing secret; the old one keeps signing alongside it for 24 hours."""
+        actor, credential = request_actor(request)
+        issued = webhooks.endpoint_rotate_secret(
+            endpoint=self.get_object(), actor=actor, credential=credential
+        )
+        return Response(_with_secret(issued))
+
+    @extend_schema(request=None, responses={202: DeliverySerializer})
+    @action(detail=True, methods=["post"])
+    def ping(self, request, pk=None):
+        """Send a test event (type ``ping``) to this endpoint."""
+        actor, credential = request_actor(request)
+        delivery = webhooks.webhook_ping(
+            endpoint=self.get_object(), actor=actor, credential=credential
+        )
+        delivery.refresh_from_db()
+        return Response(DeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
+
+
+class WebhookDeliveryViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, PartnerScopedViewSet
+):
+    """The delivery log: one row per event and endpoint, newest first, with the last answer;
+    the detail has every attempt. Redeliver sends one again now."""
+
+    model = WebhookDelivery
+    serializer_class = DeliverySerializer
+    required_scopes = {"GET": Scope.WEBHOOKS_MANAGE, "POST": Scope.WEBHOOKS_MANAGE}
+
+    def get_serializer_class(self):
+        return DeliveryDetailSerializer if self.action == "retrieve" else DeliverySerializer
+
+    def scoped_queryset(self, partner):
+        deliveries = webhooks.delivery_list(partner=partner)
+        if self.action == "retrieve":
+            deliveries = deliveries.prefetch_related("attempt_log")
+        if self.action != "list":
+            return deliveries
+        params = self.request.query_params
+        if params.get("status"):
+            if params["status"] not in DELIVERY_STATUSES:
+                raise exceptions.ValidationError(
+                    {"status": f"must be one of {', '.join(DELIVERY_STATUSES)}"}
+                )
+            deliveries = deliveries.filter(status=params["status"])
+        if params.get("endpoint"):
+            endpoint = (
+                WebhookEndpoint.objects.for_partner(partner).filter(pk=params["endpoint"]).first()
+                if _is_uuid(params["endpoint"])
+                else None
+            )
+            if endpoint is None:
+                raise exceptions.ValidationError({"endpoint": "No endpoint of yours has this id."})
+            deliveries = deliveries.filter(endpoint=endpoint)
+        return deliveries
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("status", str, enum=DELIVERY_STATUSES),
+            OpenApiParameter("endpoint", str, description="an endpoint id"),
+            OpenApiParameter("page_size", int),
+        ]
+    )
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(request=None, responses={202: DeliverySerializer})
+    @action(detail=True, methods=["post"])
+    def redeliver(self, request, pk=None):
+        """Send the delivery again now (a new round of attempts if it was done)."""
+        actor, credential = request_actor(request)
+        delivery = webhooks.delivery_redeliver(
+            delivery=self.get_object(), actor=actor, credential=credential
+        )
+        delivery.refresh_from_db()
+        return Response(DeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
+
+
+def _is_uuid(value):
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True

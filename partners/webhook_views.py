@@ -1,0 +1,144 @@
+"""Portal pages for webhooks: the endpoints with their recent deliveries, registering an endpoint
+(its secret shown once), an endpoint's page with its deliveries and actions (test event, rotate
+the secret, disable, enable), a delivery's attempts, and manual redelivery. Admins act; analysts
+and viewers read. Another partner's endpoint or delivery is a 404 exactly like a missing one."""
+
+import json
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.generic import FormView, TemplateView, View
+
+from . import webhooks
+from .models import Role, WebhookDelivery, WebhookEndpoint
+from .portal import PortalMixin
+from .webhook_forms import EndpointForm
+
+RECENT_DELIVERIES = 50
+
+
+def _secret_page(request, partner, issued, *, rotated):
+    response = render(
+        request,
+        "portal/webhooks/secret.html",
+        {
+            "partner": partner,
+            "endpoint": issued.endpoint,
+            "secret": issued.secret,
+            "rotated": rotated,
+            "signature_header": webhooks.SIGNATURE_HEADER,
+        },
+    )
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+class WebhookListView(PortalMixin, TemplateView):
+    template_name = "portal/webhooks/list.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["endpoints"] = webhooks.endpoint_list(partner=self.partner)
+        context["deliveries"] = webhooks.delivery_list(partner=self.partner).defer(
+            "event__payload"
+        )[:RECENT_DELIVERIES]
+        return context
+
+
+class WebhookCreateView(PortalMixin, FormView):
+    """Register an endpoint. The secret is rendered in the answer to the POST and kept for
+    signing only; it is never shown again (rotate it to get a new one)."""
+
+    template_name = "portal/webhooks/form.html"
+    form_class = EndpointForm
+    required_role = Role.ADMIN
+
+    def form_valid(self, form):
+        try:
+            issued = webhooks.endpoint_create(
+                partner=self.partner,
+                url=form.cleaned_data["url"],
+                description=form.cleaned_data["description"],
+                event_types=form.cleaned_data["event_types"],
+                actor=self.request.user,
+            )
+        except ValidationError as exc:
+            if hasattr(exc, "error_dict"):
+                for field, errors in exc.message_dict.items():
+                    form.add_error(field if field in form.fields else None, errors)
+            else:
+                form.add_error(None, exc.messages)
+            return self.form_invalid(form)
+        return _secret_page(self.request, self.partner, issued, rotated=False)
+
+
+class WebhookDetailView(PortalMixin, TemplateView):
+    template_name = "portal/webhooks/detail.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        endpoint = get_object_or_404(webhooks.endpoint_list(partner=self.partner), pk=kwargs["pk"])
+        context["endpoint"] = endpoint
+        context["deliveries"] = webhooks.delivery_list(
+            partner=self.partner, endpoint=endpoint
+        ).defer("event__payload")[:100]
+        return context
+
+
+class WebhookActionView(PortalMixin, View):
+    """POST: ``test`` (send a ping), ``rotate`` (a new secret, shown once), ``disable``,
+    ``enable``."""
+
+    required_role = Role.ADMIN
+    action = None
+
+    def post(self, request, pk):
+        endpoint = self.get_scoped_or_404(WebhookEndpoint, pk=pk)
+        try:
+            if self.action == "rotate":
+                issued = webhooks.endpoint_rotate_secret(endpoint=endpoint, actor=request.user)
+                return _secret_page(request, self.partner, issued, rotated=True)
+            if self.action == "test":
+                webhooks.webhook_ping(endpoint=endpoint, actor=request.user)
+                messages.success(request, "A test event is on its way; its delivery is below.")
+            else:
+                webhooks.endpoint_set_active(
+                    endpoint=endpoint, active=self.action == "enable", actor=request.user
+                )
+                messages.success(
+                    request,
+                    "The endpoint is enabled."
+                    if self.action == "enable"
+                    else "The endpoint is disabled: nothing more is sent to it.",
+                )
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+        return redirect("portal:webhook-detail", pk=endpoint.pk)
+
+
+class DeliveryDetailView(PortalMixin, TemplateView):
+    template_name = "portal/webhooks/delivery.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        delivery = get_object_or_404(webhooks.delivery_list(partner=self.partner), pk=kwargs["pk"])
+        context["delivery"] = delivery
+        context["attempts"] = webhooks.delivery_attempts(partner=self.partner, delivery=delivery)
+        context["body"] = json.dumps(
+            json.loads(webhooks.delivery_body(delivery.event)), indent=2, ensure_ascii=False
+        )
+        return context
+
+
+class DeliveryRedeliverView(PortalMixin, View):
+    required_role = Role.ADMIN
+
+    def post(self, request, pk):
+        delivery = self.get_scoped_or_404(WebhookDelivery, pk=pk)
+        try:
+            webhooks.delivery_redeliver(delivery=delivery, actor=request.user)
+            messages.success(request, "The delivery is on its way again.")
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+        return redirect("portal:webhook-delivery", pk=delivery.pk)

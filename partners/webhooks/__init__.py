@@ -1,0 +1,59 @@
+"""Signed webhooks: partners register HTTPS endpoints for event types; the layers above emit
+events whose payload they have already projected; workers deliver them, signed, with back-off.
+
+Higher layers call ``webhook_emit`` and may connect to ``signals.webhook_acknowledged``;
+receivers (and the tests) verify deliveries with ``verify_signature``.
+"""
+
+from .selectors import delivery_attempts, delivery_list, endpoint_list, webhook_subscribed
+from .services import (
+    MAX_ATTEMPTS,
+    IssuedEndpoint,
+    backoff,
+    delivery_body,
+    delivery_redeliver,
+    endpoint_create,
+    endpoint_delete,
+    endpoint_rotate_secret,
+    endpoint_set_active,
+    webhook_deliver,
+    webhook_emit,
+    webhook_ping,
+    webhooks_enqueue_due,
+)
+from .signals import webhook_acknowledged
+from .signing import (
+    ACK_HEADER,
+    SIGNATURE_HEADER,
+    ack_signature,
+    signature_header,
+    verify_ack,
+    verify_signature,
+)
+
+__all__ = [
+    "ACK_HEADER",
+    "MAX_ATTEMPTS",
+    "SIGNATURE_HEADER",
+    "IssuedEndpoint",
+    "ack_signature",
+    "backoff",
+    "delivery_attempts",
+    "delivery_body",
+    "delivery_list",
+    "delivery_redeliver",
+    "endpoint_create",
+    "endpoint_delete",
+    "endpoint_list",
+    "endpoint_rotate_secret",
+    "endpoint_set_active",
+    "signature_header",
+    "verify_ack",
+    "verify_signature",
+    "webhook_acknowledged",
+    "webhook_deliver",
+    "webhook_emit",
+    "webhook_ping",
+    "webhook_subscribed",
+    "webhooks_enqueue_due",
+]

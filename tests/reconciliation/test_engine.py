@@ -1,0 +1,300 @@
+"""Reconciliation rules, incrementality, idempotence and the no-leak rule."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from clearinghouse.reconciliation.engine import reconcile_pair
+from clearinghouse.reconciliation.models import Discrepancy, ReconciliationRun, RecordLink
+from clearinghouse.reconciliation.selectors import discrepancies_visible
+from clearinghouse.records.services import records_ingest
+from consent import services as consent_services
+from consent.models import ConsentGrant
+from partners.agreements.services import agreement_countersign, agreement_propose
+from tests.records.conftest import GTIN, consent, registration, sale
+
+M2R, R2M = "manufacturer_to_retailer", "retailer_to_manufacturer"
+WIDE = [
+    {"kind": "sale", "purpose": "warranty", "direction": R2M, "fields": ["product", "customer"]},
+    {"kind": "return", "purpose": "warranty", "direction": R2M, "fields": ["product", "sale_reference"]},
+    {"kind": "warranty_registration", "purpose": "warranty", "direction": M2R, "fields": ["product", "purchase_date"]},
+    {"kind": "warranty_claim", "purpose": "warranty", "direction": M2R, "fields": ["product", "fault"]},
+    {"kind": "service_request", "purpose": "service", "direction": R2M, "fields": ["product", "status", "reference"]},
+    {"kind": "service_completion", "purpose": "service", "direction": M2R, "fields": ["product", "reference"]},
+    {"kind": "loyalty_accrual", "purpose": "loyalty", "direction": R2M, "fields": ["points", "sale_reference"]},
+    {"kind": "loyalty_accrual", "purpose": "loyalty", "direction": M2R, "fields": ["points"]},
+    {"kind": "return", "purpose": "loyalty", "direction": R2M, "fields": ["sale_reference"]},
+    {"kind": "loyalty_redemption", "purpose": "loyalty", "direction": R2M, "fields": ["points"]},
+]  # fmt: skip
+ALL = ("warranty", "service", "loyalty")
+
+
+@pytest.fixture
+def world(pair):
+    """The pair with a wide agreement, and Alice consenting everything to both."""
+    version = agreement_propose(
+        proposer=pair.shop, counterpart=pair.maker, actor=pair.shop_admin, clauses=WIDE
+    )
+    agreement_countersign(version=version, partner=pair.maker, actor=pair.maker_admin)
+    pair.days = lambda n: (timezone.now() - timedelta(days=n)).isoformat()
+    return pair
+
+
+def give_consents(pair, email="alice@example.org"):
+    for partner in (pair.maker, pair.shop):
+        for purpose in ALL:
+            consent(partner, email=email, purpose=purpose)
+
+
+def put(partner, *rows):
+    results = records_ingest(partner=partner, rows=list(rows), max_rows=1000)
+    assert all(r.status != "rejected" for r in results), [r.as_dict() for r in results]
+    return [r.ref for r in results]
+
+
+def run(pair, **kw):
+    result = reconcile_pair(manufacturer=pair.maker, retailer=pair.shop, **kw)
+    assert result.status == "done", result.error
+    return result
+
+
+def kinds(status="open"):
+    return sorted(Discrepancy.objects.filter(status=status).values_list("kind", flat=True))
+
+
+def test_sale_and_registration_link_and_agree(world):
+    put(world.shop, sale("S-1", occurred_at=world.days(40)))
+    put(
+        world.maker,
+        registration("W-1", occurred_at=world.days(39), payload={"warranty_months": 24}),
+    )
+    give_consents(world)
+    r = run(world)
+    assert RecordLink.objects.filter(kind="sale_registration").count() == 1
+    assert kinds() == [] and r.counts["links_created"] == 1
+
+
+def test_date_mismatch_and_missing_registration(world):
+    put(
+        world.shop,
+        sale("S-1", occurred_at=world.days(100)),
+        sale("S-2", serial="SN-2", occurred_at=world.days(60)),
+    )
+    put(
+        world.maker,
+        registration(
+            "W-1",
+            occurred_at=world.days(99),
+            payload={
+                "warranty_months": 24,
+                "purchase_date": (timezone.now() - timedelta(days=140)).date().isoformat(),
+            },
+        ),
+    )
+    give_consents(world)
+    run(world)
+    assert kinds() == ["registration_date_mismatch", "sale_without_registration"]
+    mismatch = Discrepancy.objects.get(kind="registration_date_mismatch")
+    assert mismatch.detail["days_apart"] == 40 and mismatch.retailer == world.shop
+
+
+def test_recent_sale_gets_grace_before_it_is_flagged(world):
+    put(world.shop, sale("S-1", occurred_at=world.days(3)))
+    give_consents(world)
+    run(world)
+    assert kinds() == []
+
+
+def test_registration_and_claim_without_any_sale_go_to_the_makers_queue_only(world):
+    put(
+        world.maker,
+        registration("W-1", occurred_at=world.days(90)),
+        {
+            **registration("C-1", occurred_at=world.days(10)),
+            "kind": "warranty_claim",
+            "payload": {"fault": "pump"},
+        },
+    )
+    give_consents(world)
+    run(world)
+    assert kinds() == ["claim_without_sale", "registration_without_sale"]
+    assert set(Discrepancy.objects.values_list("retailer", flat=True)) == {None}
+    assert discrepancies_visible(partner=world.shop).count() == 0
+    assert discrepancies_visible(partner=world.maker).count() == 2
+
+
+def test_claims_before_the_sale_outside_warranty_and_repeated(world):
+    def claim(ext, days):
+        return {
+            **registration(ext, occurred_at=world.days(days)),
+            "kind": "warranty_claim",
+            "payload": {"fault": "pump"},
+        }
+
+    put(world.shop, sale("S-1", occurred_at=world.days(800)))
+    put(
+        world.maker,
+        registration("W-1", occurred_at=world.days(799), payload={"warranty_months": 12}),
+        claim("C-1", 801),
+        claim("C-2", 30),
+    )
+    give_consents(world)
+    run(world)
+    assert kinds() == ["claim_before_sale", "claim_outside_warranty", "repeated_claims"]
+
+
+def test_service_conflict_and_overdue(world):
+    request = lambda ext, ref, days, serial="SN-1": {  # noqa: E731
+        **sale(ext, serial=serial, occurred_at=world.days(days)),
+        "kind": "service_request",
+        "payload": {"issue": "noise", "status": "open", "reference": ref},
+    }
+    put(world.shop, request("R-1", "CASE-1", 40), request("R-2", "CASE-2", 30, serial="SN-2"))
+    put(
+        world.maker,
+        {
+            **registration("K-1", occurred_at=world.days(35)),
+            "kind": "service_completion",
+            "payload": {"reference": "CASE-1", "resolution": "fixed"},
+        },
+    )
+    give_consents(world)
+    run(world)
+    assert kinds() == ["service_overdue", "service_status_conflict"]
+    assert RecordLink.objects.filter(kind="request_completion").count() == 1
+
+
+def test_loyalty_rules(world):
+    put(
+        world.shop,
+        sale("S-1", occurred_at=world.days(50)),
+        {
+            **sale("A-1", occurred_at=world.days(50)),
+            "kind": "loyalty_accrual",
+            "payload": {"points": 500, "sale_reference": "S-1", "reason": "purchase"},
+        },
+        {
+            **sale("X-1", occurred_at=world.days(20)),
+            "kind": "return",
+            "payload": {"sale_reference": "S-1"},
+        },
+        {
+            "external_id": "RD-1",
+            "kind": "loyalty_redemption",
+            "occurred_at": world.days(10),
+            "customer": {"kind": "email", "value": "alice@example.org"},
+            "payload": {"points": 900},
+        },
+    )
+    put(
+        world.maker,
+        {
+            **registration("MA-1", occurred_at=world.days(49)),
+            "kind": "loyalty_accrual",
+            "payload": {"points": 100, "reason": "purchase"},
+        },
+    )
+    give_consents(world)
+    run(world)
+    assert kinds() == ["accrual_not_reversed", "double_credit", "redemption_exceeds_balance"]
+
+
+def test_nothing_is_reconciled_without_consent_and_nothing_leaks(world):
+    put(world.shop, sale("S-1", occurred_at=world.days(100)))
+    run(world)  # no consent: the maker may not see the sale, so no finding mentions it
+    assert kinds() == []
+    give_consents(world)
+    run(world, full=True)
+    assert kinds() == ["sale_without_registration"]
+    grant = ConsentGrant.objects.get(grantee=world.maker, purpose="warranty")
+    consent_services.consent_revoke(grant=grant)
+    # The queue is read through visibility: the maker no longer sees the finding at all.
+    assert discrepancies_visible(partner=world.maker).count() == 0
+    assert discrepancies_visible(partner=world.shop).count() == 1
+
+
+def test_runs_are_incremental_and_resolve_what_now_agrees(world):
+    put(world.shop, sale("S-1", occurred_at=world.days(100)))
+    give_consents(world)
+    first = run(world)
+    assert kinds() == ["sale_without_registration"] and first.from_record == 0
+    put(
+        world.maker,
+        registration("W-1", occurred_at=world.days(99), payload={"warranty_months": 24}),
+    )
+    second = run(world)
+    assert "units_rechecked" in second.counts and second.counts["auto_resolved"] == 1  # incremental
+    assert kinds() == [] and kinds("resolved") == ["sale_without_registration"]
+    note = Discrepancy.objects.get().notes.last()
+    assert note.action == "auto_resolved"
+
+
+def test_running_twice_changes_nothing(world):
+    put(
+        world.shop,
+        sale("S-1", occurred_at=world.days(100)),
+        sale("S-2", serial="SN-2", occurred_at=world.days(100)),
+    )
+    put(world.maker, registration("W-1", occurred_at=world.days(40)))
+    give_consents(world)
+    run(world)
+    snapshot = (
+        sorted(Discrepancy.objects.values_list("key", "status")),
+        RecordLink.objects.count(),
+    )
+    run(world, full=True)
+    run(world)
+    assert (
+        sorted(Discrepancy.objects.values_list("key", "status")),
+        RecordLink.objects.count(),
+    ) == snapshot
+
+
+def test_dismissed_findings_stay_dismissed(world):
+    from clearinghouse.reconciliation.services import discrepancy_transition
+
+    put(world.shop, sale("S-1", occurred_at=world.days(100)))
+    give_consents(world)
+    run(world)
+    d = Discrepancy.objects.get()
+    discrepancy_transition(
+        discrepancy=d,
+        action="dismiss",
+        partner=world.maker,
+        reason="registered on paper",
+        user=world.maker_admin,
+    )
+    run(world, full=True)
+    assert kinds() == [] and kinds("dismissed") == ["sale_without_registration"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_busy_pair_is_skipped(world):
+    import psycopg
+
+    from tests.support.processes import test_database_url
+
+    put(world.shop, sale("S-1", occurred_at=world.days(100)))
+    give_consents(world)
+    with psycopg.connect(test_database_url(), autocommit=False) as other:
+        other.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+            [f"recon:{world.maker.pk}:{world.shop.pk}"],
+        )
+        busy = reconcile_pair(manufacturer=world.maker, retailer=world.shop, trigger="test")
+        other.rollback()
+    assert busy.status == "skipped" and not Discrepancy.objects.exists()
+    assert run(world).counts["opened"] == 1
+
+
+def test_runs_are_recorded_with_counts_and_durations(world):
+    put(world.shop, sale("S-1", occurred_at=world.days(100)))
+    give_consents(world)
+    r = run(world, trigger="manual")
+    assert r.duration_ms is not None and r.counts["opened"] == 1
+    assert ReconciliationRun.objects.filter(status="done").count() == 1
+
+
+def test_unit_key_uses_gtin14():
+    assert len(GTIN) == 14

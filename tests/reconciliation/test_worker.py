@@ -1,0 +1,130 @@
+"""Real worker processes: a run killed with SIGKILL mid-way is redone by another worker with the
+same result as an uninterrupted run, and replayed tasks change nothing."""
+
+import os
+import signal
+import time
+
+import pytest
+from django.utils import timezone
+
+from clearinghouse.reconciliation.engine import reconcile_pair
+from clearinghouse.reconciliation.models import (
+    Discrepancy,
+    DiscrepancyEvidence,
+    PairState,
+    ReconciliationRun,
+    RecordLink,
+)
+from clearinghouse.reconciliation.tasks import reconcile_pair_task
+from clearinghouse.records.services import records_ingest
+from consent import identity
+from consent import services as consent_services
+from tests.records.conftest import registration, sale
+from tests.support.processes import celery_worker, real_broker, wait_for
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+CUSTOMERS = 200
+UNITS = 24000
+
+
+def _load(pair):
+    now = timezone.now()
+    day = lambda n: (now - timezone.timedelta(days=n)).isoformat()  # noqa: E731
+    email = lambda i: f"c{i % CUSTOMERS}@example.org"  # noqa: E731
+    sales = [
+        sale(f"S-{i}", email=email(i), serial=f"U{i}", occurred_at=day(40 + i % 300))
+        for i in range(UNITS)
+    ]
+    regs = [
+        registration(
+            f"W-{i}",
+            email=email(i),
+            serial=f"U{i}",
+            occurred_at=day(39 + i % 300 - (30 if i % 11 == 0 else 0)),
+            payload={"warranty_months": 24},
+        )
+        for i in range(UNITS)
+        if i % 7
+    ]
+    for start in range(0, UNITS, 8000):
+        records_ingest(partner=pair.shop, rows=sales[start : start + 8000], max_rows=10000)
+    for start in range(0, len(regs), 8000):
+        records_ingest(partner=pair.maker, rows=regs[start : start + 8000], max_rows=10000)
+    for i in range(CUSTOMERS):
+        customer = consent_services.customer_resolve(
+            identifier=identity.parse_identifier(kind="email", value=f"c{i}@example.org"),
+            partner=pair.shop,
+        )
+        for partner in (pair.maker, pair.shop):
+            consent_services.consent_grant(
+                customer=customer, grantee=partner, purpose="warranty", source="customer"
+            )
+
+
+def _snapshot():
+    return (
+        sorted(Discrepancy.objects.values_list("key", "status")),
+        sorted(RecordLink.objects.values_list("kind", "from_record_id", "to_record_id")),
+        DiscrepancyEvidence.objects.count(),
+    )
+
+
+def _reset():
+    Discrepancy.objects.all().delete()
+    RecordLink.objects.all().delete()
+    PairState.objects.all().delete()
+    ReconciliationRun.objects.all().delete()
+
+
+@pytest.fixture
+def loaded(pair):
+    _load(pair)
+    reference = reconcile_pair(
+        manufacturer=pair.maker, retailer=pair.shop, trigger="reference", full=True
+    )
+    assert reference.status == "done" and reference.counts["opened"] > 1000
+    expected = _snapshot()
+    _reset()
+    return pair, expected
+
+
+def test_a_worker_killed_mid_run_is_redone_by_another_with_the_same_result(loaded):
+    pair, expected = loaded
+    env = {"CELERY_VISIBILITY_TIMEOUT": 3}
+    with real_broker() as app:
+        app.control.purge()
+        with celery_worker(**env) as first:
+            reconcile_pair_task.delay(str(pair.maker.pk), str(pair.shop.pk), "test", True)
+            wait_for(
+                lambda: ReconciliationRun.objects.filter(status="running").exists(),
+                message="the run to start",
+            )
+            time.sleep(0.3)
+            os.killpg(first.pid, signal.SIGKILL)  # the worker and its pool child, mid-run
+            first.wait()
+        assert not ReconciliationRun.objects.filter(status="done").exists()
+        assert _snapshot()[0] == []  # nothing half-written survived the kill
+        with celery_worker(**env):
+            wait_for(
+                lambda: ReconciliationRun.objects.filter(status="done").exists(),
+                timeout=120,
+                message="the redelivered run to finish on the second worker",
+            )
+    assert _snapshot() == expected
+
+
+def test_every_task_replayed_twice_gives_the_same_result(loaded):
+    pair, expected = loaded
+    with real_broker() as app, celery_worker():
+        app.control.purge()
+        for _ in range(2):
+            reconcile_pair_task.delay(str(pair.maker.pk), str(pair.shop.pk), "replay", True)
+            reconcile_pair_task.delay(str(pair.maker.pk), str(pair.shop.pk), "replay", False)
+        wait_for(
+            lambda: ReconciliationRun.objects.exclude(status="running").count() == 4,
+            timeout=120,
+            message="four runs",
+        )
+    assert _snapshot() == expected
+    assert set(ReconciliationRun.objects.values_list("status", flat=True)) <= {"done", "skipped"}
