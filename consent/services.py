@@ -90,7 +90,9 @@ def _lookup(parsed_items):
     for parsed in parsed_items:
         for version, digest in parsed.digests():
             wanted[(parsed.kind, parsed.namespace, version, bytes(digest))] = (
-                parsed.kind, parsed.namespace, parsed.sha256,
+                parsed.kind,
+                parsed.namespace,
+                parsed.sha256,
             )
     if not wanted:
         return {}

@@ -185,6 +185,14 @@ CELERY_BEAT_SCHEDULE = {
         "task": "consent.chase_notices",
         "schedule": 15 * 60.0,
     },
+    "telemetry-maintain-partitions": {
+        "task": "telemetry.maintain_partitions",
+        "schedule": crontab(hour=2, minute=5),
+    },
+    "telemetry-no-data-rules": {
+        "task": "telemetry.evaluate_no_data",
+        "schedule": 5 * 60.0,
+    },
 }
 
 # --- REST framework -----------------------------------------------------------------------
@@ -264,6 +272,13 @@ CUSTOMER_SESSION_MINUTES = int(env("CUSTOMER_SESSION_MINUTES", "60"))
 
 # Records per ingest request (JSON array or NDJSON).
 RECORDS_MAX_BATCH = int(env("RECORDS_MAX_BATCH", "10000"))
+
+# Telemetry: readings per request, default raw-reading retention, and the providers the customer
+# dashboard asks for pending prompts (consent/ cannot import telemetry/).
+TELEMETRY_MAX_BATCH = int(env("TELEMETRY_MAX_BATCH", "50000"))
+TELEMETRY_RETENTION_DAYS = int(env("TELEMETRY_RETENTION_DAYS", "365"))
+CUSTOMER_PROMPTS_PROVIDERS = ["telemetry.prompts.pending_for_customer"]
+TELEMETRY_GOODWILL_POINTS = int(env("TELEMETRY_GOODWILL_POINTS", "500"))
 
 # Reconciliation: how far apart a sale and its registration may be (days), how long a sale may
 # wait for its registration, how long a service case may stay open, the default warranty.
