@@ -11,6 +11,7 @@ from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.decorators import method_decorator
+from django.utils.module_loading import import_string
 from django.views import View
 from django.views.decorators.cache import never_cache
 
@@ -110,9 +111,18 @@ class SignOutView(View):
 
 class OverviewView(CustomerView):
     def get(self, request):
+        prompts = [
+            prompt
+            for provider in settings.CUSTOMER_PROMPTS_PROVIDERS
+            for prompt in import_string(provider)(customer_id=self.customer.pk)
+        ]
         return self.render(
             "dashboard/overview.html",
-            {"holders": selectors.customer_overview(customer=self.customer), "purposes": PURPOSES},
+            {
+                "holders": selectors.customer_overview(customer=self.customer),
+                "purposes": PURPOSES,
+                "prompts": prompts,
+            },
         )
 
 

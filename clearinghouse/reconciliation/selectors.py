@@ -57,3 +57,28 @@ def dashboard_panel(*, partner):
         "high": by_severity.get("high", 0),
         "last_run": runs_for(partner=partner, limit=1),
     }
+
+
+def customer_prompts(*, customer_id):
+    """Offer the registration for a sale that was never registered, where the customer lets
+    the manufacturer use their purchase for warranty (so the offer itself shares nothing new)."""
+    from consent.selectors import consent_allows
+
+    prompts = []
+    open_ = (
+        Discrepancy.objects.unscoped()  # the customer's own findings, across pairs
+        .filter(customer_id=customer_id, kind="sale_without_registration", status="open")
+        .select_related("manufacturer", "retailer")
+    )
+    for d in open_:
+        if consent_allows(
+            partner=d.manufacturer, customer_id=customer_id, purpose="warranty", category="purchase"
+        ):
+            prompts.append(
+                {
+                    "kind": "register_warranty",
+                    "text": f"Your {d.retailer.name if d.retailer else ''} purchase (serial {d.serial}) is not registered "
+                    f"for warranty with {d.manufacturer.name} yet. Registering keeps a claim simple.",
+                }
+            )
+    return prompts

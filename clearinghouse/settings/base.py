@@ -157,7 +157,9 @@ CELERY_RESULT_EXPIRES = 24 * 3600
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A task unacknowledged for this long is delivered again; longer than the longest task.
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": int(env("CELERY_VISIBILITY_TIMEOUT", "3600"))
+    "visibility_timeout": int(env("CELERY_VISIBILITY_TIMEOUT", "3600")),
+    # How long the lock that guards restoring unacknowledged tasks outlives a killed worker.
+    "unacked_mutex_expire": int(env("CELERY_UNACKED_MUTEX_EXPIRE", "300")),
 }
 CELERY_BEAT_SCHEDULE = {
     "partners-expire-invitations": {
@@ -292,4 +294,10 @@ RECON_DEBOUNCE_SECONDS = int(env("RECON_DEBOUNCE_SECONDS", "10"))
 PORTAL_DASHBOARD_PANELS = [
     "clearinghouse.records.selectors.dashboard_panel",
     "clearinghouse.reconciliation.selectors.dashboard_panel",
+]
+
+# Prompts on the customer's dashboard overview, from the layers above consent/ (callables of
+# ``customer_id`` returning [{"text": …, "kind": …}]).
+CUSTOMER_PROMPTS_PROVIDERS = [
+    "clearinghouse.reconciliation.selectors.customer_prompts",
 ]

@@ -150,3 +150,15 @@ def test_portal_hides_a_foreign_discrepancy(opened, make_partner, client):
     _third, admin = make_partner(name="Third")
     client.force_login(admin)
     assert client.get(f"/portal/discrepancies/{d.pk}/").status_code == 404
+
+
+def test_the_customer_is_offered_the_missing_registration(opened, client):
+    import time
+
+    _, d = opened
+    session = client.session
+    session["consent_customer"] = str(d.customer_id)
+    session["consent_customer_until"] = time.time() + 600
+    session.save()
+    page = client.get("/me/overview/").content.decode()
+    assert "not registered" in page and d.serial in page

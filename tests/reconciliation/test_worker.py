@@ -91,7 +91,9 @@ def loaded(pair):
 
 def test_a_worker_killed_mid_run_is_redone_by_another_with_the_same_result(loaded):
     pair, expected = loaded
-    env = {"CELERY_VISIBILITY_TIMEOUT": 3}
+    # Short timeouts so that the second worker restores the killed worker's task within seconds
+    # (in production: an hour, and five minutes for the restore lock a dead worker may hold).
+    env = {"CELERY_VISIBILITY_TIMEOUT": 3, "CELERY_UNACKED_MUTEX_EXPIRE": 2}
     with real_broker() as app:
         app.control.purge()
         with celery_worker(**env) as first:
@@ -108,7 +110,7 @@ def test_a_worker_killed_mid_run_is_redone_by_another_with_the_same_result(loade
         with celery_worker(**env):
             wait_for(
                 lambda: ReconciliationRun.objects.filter(status="done").exists(),
-                timeout=120,
+                timeout=240,
                 message="the redelivered run to finish on the second worker",
             )
     assert _snapshot() == expected
