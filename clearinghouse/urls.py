@@ -13,6 +13,7 @@ api_v1 = [
     path("", include("consent.api.urls")),
     path("", include("clearinghouse.records.api.urls")),
     path("", include("clearinghouse.reconciliation.api.urls")),
+    path("", include("telemetry.api.urls")),
     # Anything else under /api/ is a problem+json 404, in DEBUG too.
     re_path(r"^.*$", views.api_not_found),
 ]
@@ -30,6 +31,7 @@ urlpatterns = [
     path("portal/", include("partners.urls")),
     path("portal/", include("clearinghouse.records.urls")),
     path("portal/", include("clearinghouse.reconciliation.urls")),
+    path("portal/", include("telemetry.urls")),
     path("me/", include("consent.urls")),
     path(
         ".well-known/clearinghouse-receipt-keys.json",

@@ -160,6 +160,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": int(env("CELERY_VISIBILITY_TIMEOUT", "3600")),
     # How long the lock that guards restoring unacknowledged tasks outlives a killed worker.
     "unacked_mutex_expire": int(env("CELERY_UNACKED_MUTEX_EXPIRE", "300")),
+    # A worker sweeps for such tasks every interval x throttle seconds (kombu: 10 x 10).
+    "unacked_restore_interval": int(env("CELERY_UNACKED_RESTORE_INTERVAL", "10")),
+    "unacked_restore_throttle": int(env("CELERY_UNACKED_RESTORE_THROTTLE", "10")),
 }
 CELERY_BEAT_SCHEDULE = {
     "partners-expire-invitations": {
@@ -275,11 +278,10 @@ CUSTOMER_SESSION_MINUTES = int(env("CUSTOMER_SESSION_MINUTES", "60"))
 # Records per ingest request (JSON array or NDJSON).
 RECORDS_MAX_BATCH = int(env("RECORDS_MAX_BATCH", "10000"))
 
-# Telemetry: readings per request, default raw-reading retention, and the providers the customer
-# dashboard asks for pending prompts (consent/ cannot import telemetry/).
+# Telemetry: readings per request, default raw-reading retention (days), and the loyalty points
+# the retailer's webhook suggests as goodwill when a customer accepts a proactive check.
 TELEMETRY_MAX_BATCH = int(env("TELEMETRY_MAX_BATCH", "50000"))
 TELEMETRY_RETENTION_DAYS = int(env("TELEMETRY_RETENTION_DAYS", "365"))
-CUSTOMER_PROMPTS_PROVIDERS = ["telemetry.prompts.pending_for_customer"]
 TELEMETRY_GOODWILL_POINTS = int(env("TELEMETRY_GOODWILL_POINTS", "500"))
 
 # Reconciliation: how far apart a sale and its registration may be (days), how long a sale may
@@ -300,4 +302,5 @@ PORTAL_DASHBOARD_PANELS = [
 # ``customer_id`` returning [{"text": …, "kind": …}]).
 CUSTOMER_PROMPTS_PROVIDERS = [
     "clearinghouse.reconciliation.selectors.customer_prompts",
+    "telemetry.prompts.pending_for_customer",
 ]

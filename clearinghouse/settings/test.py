@@ -5,6 +5,8 @@ The tests use their own Redis database (TEST_REDIS_DB, default 9) for the cache 
 so that a `make run` stack on the same Redis never picks up a test's tasks, nor a test its tasks.
 """
 
+import os
+import uuid
 from urllib.parse import urlsplit, urlunsplit
 
 from .development import *  # noqa: F403
@@ -21,6 +23,11 @@ REDIS_URL = TEST_REDIS_URL
 CACHES["default"]["LOCATION"] = TEST_REDIS_URL
 CACHES["default"]["KEY_PREFIX"] = "ch-test"
 CELERY_BROKER_URL = TEST_REDIS_URL
+# A queue of this test session's own (inherited by the workers it starts), so that two test
+# sessions on one Redis never run each other's tasks against the wrong database.
+CELERY_TASK_DEFAULT_QUEUE = os.environ.setdefault(
+    "TEST_CELERY_QUEUE", f"tests-{uuid.uuid4().hex[:12]}"
+)
 CELERY_RESULT_BACKEND = TEST_REDIS_URL
 
 DEBUG = False

@@ -93,7 +93,12 @@ def test_a_worker_killed_mid_run_is_redone_by_another_with_the_same_result(loade
     pair, expected = loaded
     # Short timeouts so that the second worker restores the killed worker's task within seconds
     # (in production: an hour, and five minutes for the restore lock a dead worker may hold).
-    env = {"CELERY_VISIBILITY_TIMEOUT": 3, "CELERY_UNACKED_MUTEX_EXPIRE": 2}
+    env = {
+        "CELERY_VISIBILITY_TIMEOUT": 3,
+        "CELERY_UNACKED_MUTEX_EXPIRE": 2,
+        "CELERY_UNACKED_RESTORE_INTERVAL": 1,
+        "CELERY_UNACKED_RESTORE_THROTTLE": 1,
+    }
     with real_broker() as app:
         app.control.purge()
         with celery_worker(**env) as first:

@@ -3,6 +3,7 @@
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -38,10 +39,12 @@ def process_env(**extra):
 
 
 @contextlib.contextmanager
-def celery_worker(*, concurrency=1, pool="prefork", queues="celery", log_path=None, **env):
+def celery_worker(*, concurrency=1, pool="prefork", queues=None, log_path=None, **env):
     """Start `celery worker` as a separate OS process; stop it (or what is left of it) after."""
     from clearinghouse.celery import app
 
+    queues = queues or settings.CELERY_TASK_DEFAULT_QUEUE
+    name = f"test-{os.getpid()}-{time.monotonic_ns()}@{socket.gethostname()}"
     log_path = log_path or ROOT / ".data" / "test-worker.log"
     log_path.parent.mkdir(exist_ok=True)
     log = open(log_path, "ab")  # noqa: SIM115
@@ -64,7 +67,7 @@ def celery_worker(*, concurrency=1, pool="prefork", queues="celery", log_path=No
         "--without-mingle",
         "--without-heartbeat",
         "--hostname",
-        f"test-{os.getpid()}-{time.monotonic_ns()}@%h",
+        name,
     ]
     proc = subprocess.Popen(
         cmd,
@@ -75,7 +78,7 @@ def celery_worker(*, concurrency=1, pool="prefork", queues="celery", log_path=No
         start_new_session=True,
     )
     try:
-        _wait_until_ready(app, proc)
+        _wait_until_ready(app, proc, name)
         yield proc
     finally:
         with contextlib.suppress(ProcessLookupError):
@@ -89,14 +92,14 @@ def celery_worker(*, concurrency=1, pool="prefork", queues="celery", log_path=No
         log.close()
 
 
-def _wait_until_ready(app, proc, timeout=60):
+def _wait_until_ready(app, proc, name, timeout=60):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(
                 f"the worker exited with {proc.returncode}; see .data/test-worker.log"
             )
-        replies = app.control.ping(timeout=0.5)
+        replies = app.control.ping(destination=[name], timeout=0.5)
         if replies:
             return
     raise RuntimeError("the worker did not answer a ping within 60 s; see .data/test-worker.log")

@@ -15,6 +15,7 @@ from clearinghouse.reconciliation.engine import reconcile_pair
 from clearinghouse.records import demo as records_demo
 from consent import demo as consent_demo
 from partners import demo as partners_demo
+from telemetry import demo as telemetry_demo
 
 
 class Command(BaseCommand):
@@ -32,6 +33,7 @@ class Command(BaseCommand):
             partners_demo.load_agreements(partners, self.step)
             customers = consent_demo.load(partners, self.step)
             records_demo.load(partners, customers, self.step)
+            telemetry_demo.load(partners, self.step)
         run = reconcile_pair(
             manufacturer=partners["maker"], retailer=partners["shop"], trigger="demo"
         )

@@ -87,9 +87,11 @@ class RecordSerializer(serializers.Serializer):
     occurred_at = serializers.DateTimeField()
     own = serializers.BooleanField(help_text="true when you submitted it")
     external_id = serializers.CharField(required=False, help_text="yours only")
-    product = ProductSerializer(required=False, allow_null=True)
+    # Not allow_null: a field the clause does not share is left out rather than sent as null
+    # (DRF turns a missing key into null for allow_null fields).
+    product = ProductSerializer(required=False, help_text="absent when not shared with you")
     customer = serializers.UUIDField(
-        required=False, allow_null=True, help_text="pseudonymous reference"
+        required=False, help_text="pseudonymous reference; absent when not shared with you"
     )
     payload = serializers.DictField()
     shared_for = serializers.ListField(

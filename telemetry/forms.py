@@ -1,0 +1,28 @@
+"""Portal form for a service rule: the conditions as JSON, checked by the service."""
+
+import json
+
+from django import forms
+
+from .models import ServiceRule
+
+
+class RuleForm(forms.Form):
+    model_name = forms.CharField(max_length=100)
+    name = forms.CharField(max_length=100)
+    issue = forms.CharField(max_length=200, help_text="Plain text the service request carries")
+    prompt_text = forms.CharField(
+        max_length=300, required=False, help_text="What the customer is asked (optional)"
+    )
+    operator = forms.ChoiceField(choices=ServiceRule.Operator.choices)
+    conditions = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 6}),
+        help_text='e.g. [{"kind": "threshold", "metric": "drain_pump_current_a", "op": ">", '
+        '"value": 1.5, "minutes": 60}]',
+    )
+
+    def clean_conditions(self):
+        try:
+            return json.loads(self.cleaned_data["conditions"])
+        except ValueError as exc:
+            raise forms.ValidationError("The conditions are not valid JSON.") from exc

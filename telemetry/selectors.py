@@ -1,0 +1,62 @@
+"""Reads of telemetry for one partner (its own devices, rules and signals)."""
+
+from datetime import timedelta
+
+from django.db.models import Count, Max, Q
+from django.utils import timezone
+
+from .models import Device, HourlyRollup, ServiceRule, ServiceSignal
+
+SILENT_AFTER = timedelta(hours=24)
+
+
+def device_list(*, partner):
+    return Device.objects.for_partner(partner)
+
+
+def device_get(*, partner, serial):
+    """The partner's device by serial; ``Device.DoesNotExist`` for a missing or foreign one."""
+    return Device.objects.for_partner(partner).get(serial=serial)
+
+
+def rule_list(*, partner):
+    return ServiceRule.objects.for_partner(partner)
+
+
+def signal_list(*, partner, status=None):
+    qs = ServiceSignal.objects.for_partner(partner).select_related("device", "rule")
+    return qs.filter(status=status) if status else qs
+
+
+def fleet_health(*, partner, now=None):
+    """Per product model: devices, silent devices (nothing for 24 h) and live signals."""
+    now = now or timezone.now()
+    silent = Q(last_seen_at__isnull=True) | Q(last_seen_at__lt=now - SILENT_AFTER)
+    rows = (
+        Device.objects.for_partner(partner)
+        .values("model_name")
+        .annotate(
+            devices=Count("id", distinct=True),
+            silent=Count("id", filter=silent, distinct=True),
+            open_signals=Count(
+                "signals", filter=Q(signals__status__in=ServiceSignal.LIVE), distinct=True
+            ),
+            last_seen=Max("last_seen_at"),
+        )
+        .order_by("model_name")
+    )
+    return list(rows)
+
+
+def device_series(*, partner, device, start, end):
+    """{metric: [(bucket, avg, min, max)]} of the device's hourly roll-ups in [start, end)."""
+    assert device.manufacturer_id == partner.pk
+    out = {}
+    rows = (
+        HourlyRollup.objects.filter(device=device, bucket__gte=start, bucket__lt=end)
+        .order_by("metric", "bucket")
+        .values_list("metric", "bucket", "avg", "min", "max")
+    )
+    for metric, bucket, avg, lo, hi in rows:
+        out.setdefault(metric, []).append((bucket, avg, lo, hi))
+    return out

@@ -1,0 +1,47 @@
+"""Telemetry tasks: thin, idempotent, ids as arguments (they ack late and may run twice)."""
+
+from celery import shared_task
+from django.db.models import Q
+from django.utils import timezone
+
+from . import services
+from .models import Device, ServiceRule
+from .partitions import partitions_maintain
+
+
+@shared_task(name="telemetry.refresh_rollups", acks_late=True, time_limit=600, soft_time_limit=570)
+def refresh_rollups(device_ids, start, end):
+    """Recompute the roll-up buckets a committed batch touched (idempotent: a recomputation)."""
+    services.rollups_refresh(device_ids=device_ids, start=start, end=end)
+    return len(device_ids)
+
+
+@shared_task(name="telemetry.evaluate_rules", acks_late=True, time_limit=600, soft_time_limit=570)
+def evaluate_rules(device_ids):
+    """Evaluate the rules of the devices a committed batch touched; idempotent through the
+    one-live-signal-per-device-and-rule constraint."""
+    return [s.pk for s in services.rules_evaluate(device_ids=device_ids)]
+
+
+@shared_task(name="telemetry.evaluate_no_data", acks_late=True, time_limit=600, soft_time_limit=570)
+def evaluate_no_data():
+    """Beat: silence is not an ingest, so rules with a no-data condition run on a clock."""
+    rules = ServiceRule.objects.unscoped().filter(
+        active=True, conditions__contains=[{"kind": "no_data"}]
+    )
+    # Unscoped on purpose: the beat works for every manufacturer; each rule only reaches the
+    # devices of its own manufacturer and model.
+    keys = Q(pk__in=[])
+    for rule in rules:
+        keys |= Q(manufacturer_id=rule.manufacturer_id, model_name=rule.model_name)
+    ids = list(Device.objects.unscoped().filter(keys).values_list("pk", flat=True))
+    opened = services.rules_evaluate(device_ids=ids, kinds={"no_data"}) if ids else []
+    return {"devices": len(ids), "opened": len(opened), "at": timezone.now().isoformat()}
+
+
+@shared_task(
+    name="telemetry.maintain_partitions", acks_late=True, time_limit=900, soft_time_limit=870
+)
+def maintain_partitions():
+    """Beat (daily): partitions for this month and two ahead; drop those past retention."""
+    return partitions_maintain()
