@@ -174,6 +174,9 @@ class _Run:
             ("watermark", self.watermark),
         ]
         with connection.cursor() as self.cursor:
+            # The consent joins look expensive to the planner and would be JIT-compiled for
+            # seconds per statement; the statements themselves run in a fraction of that.
+            self.sql("SET LOCAL jit = off")
             for n, (name, step) in enumerate(steps, 1):
                 step()
                 self.progress(name, n, len(steps))
@@ -465,6 +468,9 @@ class _Run:
 
     def upsert(self):
         m, r = self.m.pk, self.r.pk
+        # Without these the resolve step below plans a nested loop over two large sets.
+        self.sql("CREATE INDEX ON recon_found (key)")
+        self.sql("ANALYZE recon_found")
         severity_cases = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in SEVERITY.items())
         self.cursor.execute(
             f"""INSERT INTO reconciliation_discrepancy
@@ -505,6 +511,7 @@ class _Run:
                 " OR d.customer_id IN (SELECT customer_id FROM recon_customers))"
             )
         )
+        self.sql("ANALYZE reconciliation_discrepancy")
         self.cursor.execute(
             f"""UPDATE reconciliation_discrepancy d SET status = 'resolved', updated_at = %s
                 WHERE d.manufacturer_id = %s AND (d.retailer_id = %s OR d.retailer_id IS NULL) AND d.status = 'open'

@@ -101,7 +101,6 @@ class RecordLink(models.Model):
                 fields=["kind", "from_record", "to_record"], name="record_link_unique"
             )
         ]
-        indexes = [models.Index(fields=["to_record"], name="record_link_to")]
 
     def __str__(self):
         return f"{self.kind}: {self.from_record_id} → {self.to_record_id}"

@@ -5,6 +5,7 @@ discrepancies they may see (the same decision as the queue); a run that opens th
 findings for a party without webhooks costs one query.
 """
 
+from partners.models import Partner
 from partners.webhooks import webhook_emit, webhook_subscribed
 
 from .models import Discrepancy
@@ -34,23 +35,30 @@ def _payload(partner, discrepancy):
     }
 
 
-def _emit(ids, event_type):
-    parties = {}
-    for discrepancy in Discrepancy.objects.filter(pk__in=ids).select_related(
-        "manufacturer", "retailer"
-    ):
-        for partner in filter(None, (discrepancy.manufacturer, discrepancy.retailer)):
-            parties.setdefault(partner.pk, (partner, []))[1].append(discrepancy.pk)
-    for partner, discrepancy_ids in parties.values():
+def _emit(ids, event_type, chunk=500):
+    """Look at the discrepancies only for parties that subscribed, a chunk at a time: a full run
+    may open hundreds of thousands of findings."""
+    pairs = (
+        Discrepancy.objects.unscoped()
+        .filter(pk__in=ids)
+        .values_list("manufacturer_id", "retailer_id")
+        .distinct()
+    )
+    party_ids = {p for pair in pairs for p in pair if p is not None}
+    # Unscoped on purpose: the parties of these discrepancies, to ask whether they listen.
+    for partner in Partner.objects.unscoped().filter(pk__in=party_ids):
         if not webhook_subscribed(partner=partner, event_type=event_type):
             continue
-        for discrepancy in discrepancies_visible(partner=partner).filter(pk__in=discrepancy_ids):
-            webhook_emit(
-                partner=partner,
-                event_type=event_type,
-                data=_payload(partner, discrepancy),
-                dedupe_key=f"{event_type}:{discrepancy.pk}:{discrepancy.updated_at.isoformat()}",
-            )
+        for start in range(0, len(ids), chunk):
+            for discrepancy in discrepancies_visible(partner=partner).filter(
+                pk__in=ids[start : start + chunk]
+            ):
+                webhook_emit(
+                    partner=partner,
+                    event_type=event_type,
+                    data=_payload(partner, discrepancy),
+                    dedupe_key=f"{event_type}:{discrepancy.pk}:{discrepancy.updated_at.isoformat()}",
+                )
 
 
 def discrepancies_opened(ids):
