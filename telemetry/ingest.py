@@ -47,6 +47,7 @@ class ReadingBatch:
         self.now = timezone.now()
         self.oldest = self.now - timedelta(days=retention_days_for(self.partner))
         self.known_months = set()
+        self.last_seen = {}  # device id -> newest reading time in this batch
 
     def _reject(self, index, name, message):
         self.rejected += 1
@@ -137,12 +138,10 @@ class ReadingBatch:
                    ON CONFLICT (device_id, metric, ts) DO NOTHING"""
             )
             inserted = cursor.rowcount
-            cursor.execute(
-                """UPDATE telemetry_device d SET last_seen_at = GREATEST(d.last_seen_at, i.ts)
-                   FROM (SELECT device_id, max(ts) AS ts FROM telemetry_incoming
-                         GROUP BY device_id) i
-                   WHERE d.id = i.device_id"""
-            )
+        for device_id, _, ts, _ in rows:
+            seen = self.last_seen.get(device_id)
+            if seen is None or ts > seen:
+                self.last_seen[device_id] = ts
         self.accepted += inserted
         self.duplicates += len(rows) - inserted
         self.device_ids.update(r[0] for r in rows)
@@ -150,8 +149,26 @@ class ReadingBatch:
         self.first_ts = lo if self.first_ts is None else min(lo, self.first_ts)
         self.last_ts = hi if self.last_ts is None else max(hi, self.last_ts)
 
+    def _touch_devices(self):
+        """last_seen_at once per batch, locking the device rows in id order: two batches for
+        the same devices then wait for each other instead of deadlocking."""
+        if not self.last_seen:
+            return
+        ids = sorted(self.last_seen)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT id FROM telemetry_device WHERE id = ANY(%s) ORDER BY id FOR UPDATE", [ids]
+            )
+            cursor.execute(
+                """UPDATE telemetry_device d SET last_seen_at = GREATEST(d.last_seen_at, i.ts)
+                   FROM unnest(%s::bigint[], %s::timestamptz[]) AS i(device_id, ts)
+                   WHERE d.id = i.device_id""",
+                [ids, [self.last_seen[i] for i in ids]],
+            )
+
     def finish(self):
         self.flush()
+        self._touch_devices()
         self.errors.sort(key=lambda e: e["index"])
         return {
             "accepted": self.accepted,
