@@ -36,6 +36,7 @@ from .models import (
 from .signals import consent_revoked, customer_erased, customer_erasing
 
 MAGIC_LINK_SALT = "consent.magic-link"
+IDENTITY_LOCK = 7_302_215_002  # pg_advisory_xact_lock key of identity resolution
 
 
 class DuplicateGrant(ValidationError):
@@ -69,6 +70,11 @@ def customers_resolve(*, identifiers, partner, categories=()):
     for parsed in identifiers:
         unique.setdefault((parsed.kind, parsed.namespace, parsed.sha256), parsed)
     with transaction.atomic():
+        # Batches from different partners name the same people and are written chunk by chunk
+        # inside long ingest transactions, taking identifier and source rows in no common
+        # order: concurrent batches deadlocked (the ingest bench saw HTTP 500s). One lock,
+        # held to the end of the caller's transaction, serialises the writers instead.
+        _sql("SELECT pg_advisory_xact_lock(%s)", [IDENTITY_LOCK])
         found = _lookup(unique.values())
         missing = [p for key, p in unique.items() if key not in found]
         if missing:
