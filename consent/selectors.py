@@ -52,17 +52,20 @@ def consent_exists(*, partner_id, purpose, category, customer=None, at=None):
     )
 
 
+def identifier_match(parsed):
+    """The Q that finds an identifier row by its whole unique key (kind, namespace, HMAC version,
+    digest) under every configured key version, so that the lookup is an index scan."""
+    match = Q(pk__in=[])
+    for version, digest in parsed.digests():
+        match |= Q(hmac_version=version, digest=digest)
+    return Q(kind=parsed.kind, namespace=parsed.namespace) & match
+
+
 def customer_by_identifier(parsed):
     """The live customer an identifier names, or None."""
-    digests = [d for _, d in parsed.digests()]
     ident = (
         Identifier.objects.select_related("customer")
-        .filter(
-            kind=parsed.kind,
-            namespace=parsed.namespace,
-            digest__in=digests,
-            customer__erased_at__isnull=True,
-        )
+        .filter(identifier_match(parsed), customer__erased_at__isnull=True)
         .first()
     )
     return ident.customer if ident else None

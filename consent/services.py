@@ -33,6 +33,7 @@ from .models import (
     MagicLink,
     Receipt,
 )
+from .selectors import identifier_match
 from .signals import consent_revoked, customer_erased, customer_erasing
 
 MAGIC_LINK_SALT = "consent.magic-link"
@@ -633,12 +634,9 @@ def magic_link_request(*, email, ip):
         f"magic:addr:{parsed.sha256}", settings.MAGIC_LINKS_PER_ADDRESS_PER_HOUR
     ):
         raise RateLimited()
-    digests = [d for _, d in parsed.digests()]
     ident = (
         Identifier.objects.select_related("customer")
-        .filter(
-            kind=identity.EMAIL, namespace="", digest__in=digests, customer__erased_at__isnull=True
-        )
+        .filter(identifier_match(parsed), customer__erased_at__isnull=True)
         .first()
     )
     if ident is None:
