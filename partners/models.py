@@ -9,7 +9,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
-from .tenancy import PartnerScopedManager, PartnerScopedQuerySet, TenancyError
+from .tenancy import PartnerScopedManager
 
 
 class UserManager(BaseUserManager):
@@ -288,30 +288,6 @@ class PartnerEvent(models.Model):
 # --- sharing agreements -------------------------------------------------------------------------
 
 
-class AgreementPartyQuerySet(PartnerScopedQuerySet):
-    """Agreement rows belong to two partners at once: both parties reach them, nobody else.
-
-    The model names the lookup to each party in ``tenant_paths``. Fails closed exactly like
-    ``PartnerScopedQuerySet``: without a partner it raises instead of returning everything.
-    """
-
-    def for_partner(self, partner):
-        if partner is None or getattr(partner, "pk", None) is None:
-            raise TenancyError(f"{self.model.__name__} queried without a partner")
-        if partner._meta.label != "partners.Partner":
-            raise TenancyError(f"{partner!r} is not a Partner")
-        paths = getattr(self.model, "tenant_paths", ())
-        if not paths:
-            raise TenancyError(f"{self.model.__name__} declares no tenant_paths")
-        either = Q()
-        for path in paths:
-            either |= Q(**{path: partner.pk})
-        return self.filter(either)
-
-
-AgreementPartyManager = models.Manager.from_queryset(AgreementPartyQuerySet)
-
-
 class SharingAgreement(models.Model):
     """What a manufacturer and a retailer agree to share with each other: the clauses of its
     active version. One party proposes a version and only the other's countersignature puts it
@@ -347,7 +323,7 @@ class SharingAgreement(models.Model):
     terminated_at = models.DateTimeField(null=True, blank=True)
 
     tenant_paths = ("manufacturer", "retailer")
-    objects = AgreementPartyManager()
+    objects = PartnerScopedManager()
 
     class Meta:
         ordering = ["-created_at"]
@@ -434,7 +410,7 @@ class AgreementVersion(models.Model):
     )
 
     tenant_paths = ("agreement__manufacturer", "agreement__retailer")
-    objects = AgreementPartyManager()
+    objects = PartnerScopedManager()
 
     class Meta:
         ordering = ["agreement", "-number"]
@@ -490,7 +466,7 @@ class AgreementEvent(models.Model):
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     tenant_paths = ("agreement__manufacturer", "agreement__retailer")
-    objects = AgreementPartyManager()
+    objects = PartnerScopedManager()
 
     class Meta:
         ordering = ["-created_at", "-id"]

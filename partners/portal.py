@@ -48,3 +48,12 @@ class PortalMixin(LoginRequiredMixin):
         context = super().get_context_data(**kwargs)
         context.update(partner=self.partner, membership=self.membership)
         return context
+
+
+def form_errors_from(form, exc):
+    """Put a service's ValidationError on the form: on its field when the form has one."""
+    if hasattr(exc, "error_dict"):
+        for field, errors in exc.message_dict.items():
+            form.add_error(field if field in form.fields else None, errors)
+    else:
+        form.add_error(None, exc.messages)

@@ -12,6 +12,7 @@ viewset and the portal's mixin call it for them, and an object outside the partn
 """
 
 from django.db import models
+from django.db.models import Q
 
 
 class TenancyError(RuntimeError):
@@ -24,10 +25,17 @@ class PartnerScopedQuerySet(models.QuerySet):
             raise TenancyError(f"{self.model.__name__} queried without a partner")
         if partner._meta.label != "partners.Partner":
             raise TenancyError(f"{partner!r} is not a Partner")
-        path = getattr(self.model, "tenant_path", None)
-        if not path:
+        # A row that belongs to two partners at once (an agreement, a discrepancy) names the
+        # lookup to each party in ``tenant_paths``: both reach it, nobody else.
+        paths = getattr(self.model, "tenant_paths", None) or (
+            getattr(self.model, "tenant_path", None),
+        )
+        if not all(paths):
             raise TenancyError(f"{self.model.__name__} declares no tenant_path")
-        return self.filter(**{path: partner.pk})
+        either = Q()
+        for path in paths:
+            either |= Q(**{path: partner.pk})
+        return self.filter(either)
 
     def unscoped(self):
         """Every row, whatever partner owns it. Say at the call site why that is right."""

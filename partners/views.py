@@ -12,15 +12,7 @@ from django.views.generic import FormView, TemplateView, View
 from . import selectors, services
 from .forms import CredentialForm, InvitationAcceptForm, InviteForm, RegistrationForm, RoleForm
 from .models import ApiCredential, Invitation, Membership, Role, Scope
-from .portal import PortalMixin
-
-
-def _form_errors_from(form, exc):
-    if hasattr(exc, "error_dict"):
-        for field, errors in exc.message_dict.items():
-            form.add_error(field if field in form.fields else None, errors)
-    else:
-        form.add_error(None, exc.messages)
+from .portal import PortalMixin, form_errors_from
 
 
 class RegisterView(FormView):
@@ -39,7 +31,7 @@ class RegisterView(FormView):
                 admin_name=data["admin_name"],
             )
         except ValidationError as exc:
-            _form_errors_from(form, exc)
+            form_errors_from(form, exc)
             return self.form_invalid(form)
         login(self.request, user, backend="django.contrib.auth.backends.ModelBackend")
         messages.success(
@@ -104,7 +96,7 @@ class StaffInviteView(PortalMixin, FormView):
                 invited_by=self.request.user,
             )
         except ValidationError as exc:
-            _form_errors_from(form, exc)
+            form_errors_from(form, exc)
             return self.form_invalid(form)
         messages.success(self.request, f"Invitation sent to {invitation.email}.")
         return redirect("portal:staff")
@@ -173,7 +165,7 @@ class InvitationAcceptView(FormView):
                 full_name=form.cleaned_data["full_name"],
             )
         except ValidationError as exc:
-            _form_errors_from(form, exc)
+            form_errors_from(form, exc)
             return self.form_invalid(form)
         login(self.request, user, backend="django.contrib.auth.backends.ModelBackend")
         messages.success(self.request, f"Welcome to {self.invitation.partner.name}.")
@@ -209,7 +201,7 @@ class CredentialCreateView(PortalMixin, FormView):
                 expires_at=form.expires_at(),
             )
         except ValidationError as exc:
-            _form_errors_from(form, exc)
+            form_errors_from(form, exc)
             return self.form_invalid(form)
         response = render(
             self.request,

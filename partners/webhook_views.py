@@ -12,7 +12,7 @@ from django.views.generic import FormView, TemplateView, View
 
 from . import webhooks
 from .models import Role, WebhookDelivery, WebhookEndpoint
-from .portal import PortalMixin
+from .portal import PortalMixin, form_errors_from
 from .webhook_forms import EndpointForm
 
 RECENT_DELIVERIES = 50
@@ -64,11 +64,7 @@ class WebhookCreateView(PortalMixin, FormView):
                 actor=self.request.user,
             )
         except ValidationError as exc:
-            if hasattr(exc, "error_dict"):
-                for field, errors in exc.message_dict.items():
-                    form.add_error(field if field in form.fields else None, errors)
-            else:
-                form.add_error(None, exc.messages)
+            form_errors_from(form, exc)
             return self.form_invalid(form)
         return _secret_page(self.request, self.partner, issued, rotated=False)
 

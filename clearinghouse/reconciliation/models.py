@@ -10,22 +10,7 @@ from django.utils import timezone
 from clearinghouse.records.models import InteractionRecord
 from consent.models import Customer
 from partners.models import ApiCredential, Partner, User
-from partners.tenancy import PartnerScopedQuerySet, TenancyError
-
-
-class PairScopedQuerySet(PartnerScopedQuerySet):
-    """Rows that belong to a manufacturer–retailer pair reach either party; fails closed."""
-
-    def for_partner(self, partner):
-        if partner is None or getattr(partner, "pk", None) is None:
-            raise TenancyError(f"{self.model.__name__} queried without a partner")
-        prefix = getattr(self.model, "pair_path", "")
-        return self.filter(
-            Q(**{f"{prefix}manufacturer": partner.pk}) | Q(**{f"{prefix}retailer": partner.pk})
-        )
-
-
-PairScopedManager = models.Manager.from_queryset(PairScopedQuerySet)
+from partners.tenancy import PartnerScopedManager
 
 
 class PairState(models.Model):
@@ -69,7 +54,8 @@ class ReconciliationRun(models.Model):
     counts = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
 
-    objects = PairScopedManager()
+    tenant_paths = ("manufacturer", "retailer")
+    objects = PartnerScopedManager()
 
     class Meta:
         ordering = ["-started_at"]
@@ -158,7 +144,8 @@ class Discrepancy(models.Model):
         InteractionRecord, through="DiscrepancyEvidence", related_name="+"
     )
 
-    objects = PairScopedManager()
+    tenant_paths = ("manufacturer", "retailer")
+    objects = PartnerScopedManager()
 
     class Meta:
         ordering = ["-opened_at"]
