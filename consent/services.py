@@ -35,6 +35,7 @@ from .models import (
 )
 from .selectors import identifier_match
 from .signals import consent_revoked, customer_erased, customer_erasing
+from .staging import insert_rows, row_source
 
 MAGIC_LINK_SALT = "consent.magic-link"
 IDENTITY_LOCK = 7_302_215_002  # pg_advisory_xact_lock key of identity resolution
@@ -58,34 +59,53 @@ def _sql(query, params):
 
 
 def customers_resolve(*, identifiers, partner, categories=()):
-    """The customer id for each parsed identifier, creating subjects for unknown ones.
+    """The customer id for each parsed identifier, creating subjects for unknown ones, and a
+    note that ``partner`` holds data of ``categories`` on each of them.
 
-    Set-based: one lookup for the whole batch, bulk inserts for what is new, ``ON CONFLICT`` so
-    that two batches racing for the same new identifier end with one subject. Identifiers
-    sent raw are stored encrypted under the (new) customer's data key; a hashed identifier that
-    later arrives raw gets its ciphertext then. Records which partner holds data on whom.
+    Set-based: the identifiers are staged once and matched with one join, new subjects go in
+    with one statement each for identifiers, customers and keys, ``ON CONFLICT`` so that two
+    batches racing for the same new identifier end with one subject. Identifiers sent raw are
+    stored encrypted under the (new) customer's data key; a hashed identifier that later
+    arrives raw gets its ciphertext then.
     """
     if not identifiers:
         return []
+    with transaction.atomic():
+        customer_ids = identities_resolve(identifiers=identifiers, partner=partner)
+        customer_sources_touch(
+            partner=partner, categories_of=dict.fromkeys(customer_ids, frozenset(categories))
+        )
+    return customer_ids
+
+
+def identities_resolve(*, identifiers, partner):
+    """The customer id for each parsed identifier (created if new); see ``customers_resolve``,
+    which also records the partner as a source."""
     unique = {}
     for parsed in identifiers:
         unique.setdefault((parsed.kind, parsed.namespace, parsed.sha256), parsed)
-    with transaction.atomic():
-        # Batches from different partners name the same people and are written chunk by chunk
-        # inside long ingest transactions, taking identifier and source rows in no common
-        # order: concurrent batches deadlocked (the ingest bench saw HTTP 500s). One lock,
-        # held to the end of the caller's transaction, serialises the writers instead.
-        _sql("SELECT pg_advisory_xact_lock(%s)", [IDENTITY_LOCK])
-        found = _lookup(unique.values())
-        missing = [p for key, p in unique.items() if key not in found]
-        if missing:
-            found.update(_create_subjects(missing, partner, identity.hmac_keyring().current))
-        upgrades = [p for key, p in unique.items() if p.raw and found[key][1] is False]
-        if upgrades:
-            _store_ciphertexts(upgrades, found)
-        customer_ids = [found[(p.kind, p.namespace, p.sha256)][0] for p in identifiers]
-        _touch_sources(set(customer_ids), partner, categories)
-    return customer_ids
+    with transaction.atomic(savepoint=False):
+        found = _resolve_unique(unique, partner)
+    return [found[(p.kind, p.namespace, p.sha256)][0] for p in identifiers]
+
+
+def _resolve_unique(unique, partner):
+    # Batches from different partners name the same people and are written inside long ingest
+    # transactions: concurrent batches deadlocked on each other's new identifiers. One lock,
+    # held to the end of the caller's transaction, serialises the writers instead; callers
+    # take it as late as they can (after parsing and validating their batch).
+    _sql("SELECT pg_advisory_xact_lock(%s)", [IDENTITY_LOCK])
+    found = _lookup(unique.values())
+    missing = [p for key, p in unique.items() if key not in found]
+    if missing:
+        found.update(_create_subjects(missing, partner, identity.hmac_keyring().current))
+    upgrades = [p for key, p in unique.items() if p.raw and found[key][1] is False]
+    if upgrades:
+        _store_ciphertexts(upgrades, found)
+    return found
+
+
+WANTED = ("n int", "kind text", "namespace text", "version text", "digest bytea")
 
 
 def _lookup(parsed_items):
@@ -93,119 +113,137 @@ def _lookup(parsed_items):
 
     Joins on the whole unique key (kind, namespace, version, digest), so the lookup is an index
     scan whatever the size of the table."""
-    wanted = {}
-    for parsed in parsed_items:
-        for version, digest in parsed.digests():
-            wanted[(parsed.kind, parsed.namespace, version, bytes(digest))] = (
-                parsed.kind,
-                parsed.namespace,
-                parsed.sha256,
-            )
-    if not wanted:
+    items = list(parsed_items)
+    if not items:
         return {}
-    keys = list(wanted)
-    rows = _sql(
-        """
-        SELECT i.kind, i.namespace, i.hmac_version, i.digest, i.customer_id, i.ciphertext IS NOT NULL
-        FROM unnest(%s::text[], %s::text[], %s::text[], %s::bytea[]) AS t(k, n, v, d)
-        JOIN consent_identifier i
-          ON i.kind = t.k AND i.namespace = t.n AND i.hmac_version = t.v AND i.digest = t.d
-        """,
-        [[k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys], [k[3] for k in keys]],
-    )
+    versions = list(identity.hmac_keyring().keys)
+    wanted = [
+        (n, p.kind, p.namespace, v, identity.keyed_digest(p.kind, p.namespace, p.sha256, v))
+        for n, p in enumerate(items)
+        for v in versions
+    ]
+    with connection.cursor() as cursor:
+        source, params = row_source(cursor, "identity_wanted", WANTED, wanted)
+        cursor.execute(
+            f"""
+            SELECT identity_wanted.n, i.customer_id, i.ciphertext IS NOT NULL
+            FROM {source}
+            JOIN consent_identifier i
+              ON i.kind = identity_wanted.kind AND i.namespace = identity_wanted.namespace
+             AND i.hmac_version = identity_wanted.version AND i.digest = identity_wanted.digest
+            """,  # noqa: S608 (the FROM item from row_source, values as parameters)
+            params,
+        )
+        rows = cursor.fetchall()
     found = {}
-    for kind, namespace, version, digest, customer_id, has_ct in rows:
-        key = wanted.get((kind, namespace, version, bytes(digest)))
-        if key:
-            found[key] = (customer_id, has_ct)
+    for n, customer_id, has_ct in rows:
+        p = items[n]
+        found[(p.kind, p.namespace, p.sha256)] = (customer_id, has_ct)
     return found
+
+
+NEW_IDENTIFIERS = (
+    "n int",
+    "customer_id uuid",
+    "kind text",
+    "namespace text",
+    "digest bytea",
+    "ciphertext bytea",
+)
 
 
 def _create_subjects(missing, partner, version):
     now = timezone.now()
-    customers, keys, idents = [], [], []
-    for parsed in missing:
+    new = []
+    for n, parsed in enumerate(missing):
         customer_id = uuid.uuid4()
         data_key = identity.new_data_key()
-        master_version, wrapped = identity.wrap_data_key(data_key, customer_id)
         ciphertext = (
             identity.encrypt_value(data_key, parsed.raw, f"{parsed.kind}:{customer_id}")
             if parsed.raw
             else None
         )
-        customers.append(customer_id)
-        keys.append((customer_id, wrapped, master_version))
-        idents.append(
-            (
-                customer_id,
-                parsed.kind,
-                parsed.namespace,
-                identity.keyed_digest(parsed.kind, parsed.namespace, parsed.sha256, version),
-                ciphertext,
-            )
+        digest = identity.keyed_digest(parsed.kind, parsed.namespace, parsed.sha256, version)
+        new.append((n, customer_id, parsed.kind, parsed.namespace, digest, ciphertext, data_key))
+    with connection.cursor() as cursor:
+        source, params = row_source(
+            cursor, "identity_new", NEW_IDENTIFIERS, [row[:6] for row in new]
         )
-    _sql(
-        "INSERT INTO consent_customer (id, created_at) SELECT unnest(%s::uuid[]), %s",
-        [customers, now],
-    )
-    _sql(
-        """INSERT INTO consent_customerkey (customer_id, wrapped, master_version, created_at)
-           SELECT c, w, v, %s FROM unnest(%s::uuid[], %s::bytea[], %s::text[]) AS t(c, w, v)""",
-        [now, [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys]],
-    )
-    inserted = _sql(
-        """
-        INSERT INTO consent_identifier
-            (customer_id, kind, namespace, hmac_version, digest, ciphertext, first_seen_by_id, created_at)
-        SELECT c, k, n, %s, d, ct, %s, %s
-        FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::bytea[], %s::bytea[]) AS t(c, k, n, d, ct)
-        ON CONFLICT (kind, namespace, hmac_version, digest) DO NOTHING
-        RETURNING customer_id
-        """,
-        [
-            version,
-            partner.pk if partner else None,
-            now,
-            [i[0] for i in idents],
-            [i[1] for i in idents],
-            [i[2] for i in idents],
-            [i[3] for i in idents],
-            [i[4] for i in idents],
-        ],
-    )
-    won = {row[0] for row in inserted}
-    lost = [c for c in customers if c not in won]
-    if lost:
-        # Another batch created these identifiers first: drop our spare subjects, use theirs.
-        _sql("DELETE FROM consent_customerkey WHERE customer_id = ANY(%s)", [lost])
-        _sql("DELETE FROM consent_customer WHERE id = ANY(%s)", [lost])
+        # In the order of the unique key: two batches creating overlapping identifiers wait
+        # for each other in one order. The identifier goes in first (the customer and key
+        # rows it references are checked at commit), so that a subject that lost the race
+        # never exists, not even for a moment.
+        cursor.execute(
+            f"""
+            INSERT INTO consent_identifier
+                (customer_id, kind, namespace, hmac_version, digest, ciphertext, first_seen_by_id, created_at)
+            SELECT customer_id, kind, namespace, %s, digest, ciphertext, %s, %s
+            FROM {source} ORDER BY kind, namespace, digest
+            ON CONFLICT (kind, namespace, hmac_version, digest) DO NOTHING
+            RETURNING kind, namespace, digest
+            """,  # noqa: S608 (the FROM item from row_source, values as parameters)
+            [version, partner.pk if partner else None, now, *params],
+        )
+        won = {(kind, namespace, bytes(digest)) for kind, namespace, digest in cursor.fetchall()}
+        winners = [row for row in new if row[2:5] in won]
+        insert_rows(
+            cursor,
+            "consent_customer",
+            ("id uuid", "created_at timestamptz"),
+            ((r[1], now) for r in winners),
+        )
+        insert_rows(
+            cursor,
+            "consent_customerkey",
+            ("customer_id uuid", "wrapped bytea", "master_version text", "created_at timestamptz"),
+            (
+                (r[1], wrapped, master_version, now)
+                for r in winners
+                for master_version, wrapped in [identity.wrap_data_key(r[6], r[1])]
+            ),
+        )
     result = {}
-    lost_parsed = []
-    for parsed, customer_id in zip(missing, customers, strict=True):
-        if customer_id in won:
+    lost = []
+    for n, customer_id, *key, _, _ in new:
+        parsed = missing[n]
+        if tuple(key) in won:
             result[(parsed.kind, parsed.namespace, parsed.sha256)] = (
                 customer_id,
                 parsed.raw is not None,
             )
         else:
-            lost_parsed.append(parsed)
-    if lost_parsed:
-        result.update(_lookup(lost_parsed))
+            lost.append(parsed)  # another batch created it first: use theirs
+    if lost:
+        result.update(_lookup(lost))
     return result
 
 
 def data_keys_for(customer_ids):
     """{customer_id: data key} for live customers."""
     keys = {}
-    for key in CustomerKey.objects.filter(customer_id__in=list(customer_ids)):
-        keys[key.customer_id] = identity.unwrap_data_key(
-            key.wrapped, key.customer_id, key.master_version
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+        source, params = row_source(
+            cursor, "identity_keys_wanted", ("customer_id uuid",), ((c,) for c in customer_ids)
         )
+        cursor.execute(
+            f"""SELECT k.customer_id, k.wrapped, k.master_version
+                FROM {source} JOIN consent_customerkey k USING (customer_id)""",  # noqa: S608 (the FROM item from row_source, values as parameters)
+            params,
+        )
+        for customer_id, wrapped, master_version in cursor.fetchall():
+            keys[customer_id] = identity.unwrap_data_key(wrapped, customer_id, master_version)
     return keys
 
 
+UPGRADES = ("customer_id uuid", "kind text", "digest bytea", "ciphertext bytea")
+
+
 def _store_ciphertexts(upgrades, found):
+    """Give identifiers that were only ever sent hashed the ciphertext of their raw value: one
+    UPDATE for the set, locking the rows in id order (two batches upgrading the same
+    identifiers wait for each other instead of deadlocking)."""
     keys = data_keys_for({found[(p.kind, p.namespace, p.sha256)][0] for p in upgrades})
+    rows = []
     for parsed in upgrades:
         customer_id = found[(parsed.kind, parsed.namespace, parsed.sha256)][0]
         if customer_id not in keys:
@@ -213,25 +251,72 @@ def _store_ciphertexts(upgrades, found):
         ciphertext = identity.encrypt_value(
             keys[customer_id], parsed.raw, f"{parsed.kind}:{customer_id}"
         )
-        digests = [d for _, d in parsed.digests()]
-        Identifier.objects.filter(
-            customer_id=customer_id, kind=parsed.kind, digest__in=digests, ciphertext__isnull=True
-        ).update(ciphertext=ciphertext)
-
-
-def _touch_sources(customer_ids, partner, categories):
-    if not partner or not customer_ids:
+        rows.extend((customer_id, parsed.kind, d, ciphertext) for _, d in parsed.digests())
+    if not rows:
         return
-    _sql(
-        """
-        INSERT INTO consent_customersource (customer_id, partner_id, categories, first_seen_at, last_seen_at)
-        SELECT c, %s, %s::varchar[], now(), now() FROM unnest(%s::uuid[]) AS t(c)
-        ON CONFLICT (customer_id, partner_id) DO UPDATE
-        SET last_seen_at = excluded.last_seen_at,
-            categories = ARRAY(SELECT DISTINCT unnest(consent_customersource.categories || excluded.categories))
-        """,
-        [partner.pk, sorted(set(categories)), list(customer_ids)],
-    )
+    with connection.cursor() as cursor:
+        source, params = row_source(cursor, "identity_upgrades", UPGRADES, rows)
+        cursor.execute(
+            f"""
+            UPDATE consent_identifier i SET ciphertext = t.ciphertext
+            FROM (
+                SELECT i.id, identity_upgrades.ciphertext
+                FROM {source}
+                JOIN consent_identifier i
+                  ON i.customer_id = identity_upgrades.customer_id
+                 AND i.kind = identity_upgrades.kind AND i.digest = identity_upgrades.digest
+                WHERE i.ciphertext IS NULL
+                ORDER BY i.id
+                FOR UPDATE OF i
+            ) t
+            WHERE i.id = t.id AND i.ciphertext IS NULL
+            """,  # noqa: S608 (the FROM item from row_source, values as parameters)
+            params,
+        )
+
+
+SOURCES = ("customer_id uuid", "categories text")
+
+
+def customer_sources_touch(*, partner, categories_of):
+    """Note that ``partner`` holds data on each customer of ``categories_of`` ({customer id:
+    categories}): one upsert for the set, in customer order.
+
+    ``last_seen_at`` is kept to the hour: a source that already names these categories and was
+    seen within the hour is left alone, so that a batch about known customers rewrites (and
+    locks) nothing here."""
+    if not partner or not categories_of:
+        return
+    with connection.cursor() as cursor:
+        source, params = row_source(
+            cursor,
+            "identity_sources",
+            SOURCES,
+            # the array literal spelled here: category keys are plain words
+            (
+                (c, "{" + ",".join(sorted(categories)) + "}")
+                for c, categories in categories_of.items()
+            ),
+        )
+        cursor.execute(
+            f"""
+            INSERT INTO consent_customersource
+                (customer_id, partner_id, categories, first_seen_at, last_seen_at)
+            SELECT customer_id, %s, categories::varchar(20)[], now(), now()
+            FROM {source}
+            WHERE NOT EXISTS (
+                SELECT FROM consent_customersource o
+                WHERE o.customer_id = identity_sources.customer_id AND o.partner_id = %s
+                  AND o.categories @> identity_sources.categories::varchar(20)[]
+                  AND o.last_seen_at > now() - interval '1 hour'
+            )
+            ORDER BY customer_id
+            ON CONFLICT (customer_id, partner_id) DO UPDATE
+            SET last_seen_at = excluded.last_seen_at,
+                categories = ARRAY(SELECT DISTINCT unnest(consent_customersource.categories || excluded.categories))
+            """,  # noqa: S608 (the FROM item from row_source, values as parameters)
+            [partner.pk, *params, partner.pk],
+        )
 
 
 def customer_resolve(*, identifier, partner, categories=()):

@@ -2,10 +2,11 @@
 
 
 def check_digit(body):
-    total = 0
-    for i, ch in enumerate(reversed(body)):
-        total += int(ch) * (3 if i % 2 == 0 else 1)
-    return str((10 - total % 10) % 10)
+    """The GS1 check digit of a string of digits: weights 3, 1, 3, … from the right."""
+    codes = body.encode()
+    tripled, single = codes[-1::-2], codes[-2::-2]
+    total = 3 * (sum(tripled) - 48 * len(tripled)) + sum(single) - 48 * len(single)
+    return str(-total % 10)
 
 
 def normalise_gtin(value):

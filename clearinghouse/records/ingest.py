@@ -19,7 +19,8 @@ from django.db import connection
 from django.utils import timezone
 
 from consent import identity
-from consent.services import customers_resolve
+from consent.services import customer_sources_touch, identities_resolve
+from consent.staging import row_source, stage_copy, stage_create
 from partners.record_kinds import KINDS
 
 from .gtin import normalise_gtin
@@ -27,6 +28,9 @@ from .gtin import normalise_gtin
 EXTERNAL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/#-]{0,99}$")
 SERIAL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$")
 FUTURE_TOLERANCE = timedelta(days=1)
+RECORD_FIELDS = frozenset({"external_id", "kind", "occurred_at", "customer", "product", "payload"})
+CUSTOMER_FIELDS = frozenset({"kind", "value", "sha256"})
+PRODUCT_FIELDS = frozenset({"gtin", "serial"})
 CHUNK = 2000
 
 
@@ -76,8 +80,53 @@ def _parse_time(value):
     return moment.astimezone(UTC)
 
 
-def validate_row(index, row, *, partner, now):
-    """(CleanRow, None) or (None, RowResult with errors). Never raises for bad input."""
+def _parse_customer(customer, partner, memo):
+    """(ParsedIdentifier, None) or (None, message); remembered in ``memo`` for string values."""
+    kind, value, sha256 = customer.get("kind"), customer.get("value"), customer.get("sha256")
+    key = None
+    if (
+        (kind is None or type(kind) is str)
+        and (value is None or type(value) is str)
+        and (sha256 is None or type(sha256) is str)
+    ):
+        key = ("customer", kind, value, sha256)
+        if key in memo:
+            return memo[key]
+    try:
+        answer = (
+            identity.parse_identifier(
+                kind=kind, value=value, sha256=sha256, programme_id=partner.pk
+            ),
+            None,
+        )
+    except ValidationError as exc:
+        answer = None, " ".join(exc.messages)
+    if key is not None:
+        memo[key] = answer
+    return answer
+
+
+def _gtin(value, memo):
+    """(GTIN-14, None) or (None, message); remembered in ``memo`` for string values."""
+    key = ("gtin", value) if type(value) is str else None
+    if key in memo:
+        return memo[key]
+    try:
+        answer = normalise_gtin(value), None
+    except ValueError as exc:
+        answer = None, str(exc)
+    if key is not None:
+        memo[key] = answer
+    return answer
+
+
+def validate_row(index, row, *, partner, now, memo=None):
+    """(CleanRow, None) or (None, RowResult with errors). Never raises for bad input.
+
+    ``memo``: a dict kept for one batch, so that a customer or a GTIN that recurs in it is
+    checked once (the answers depend on nothing but the value and the partner)."""
+    if memo is None:
+        memo = {}
     if not isinstance(row, dict):
         return None, RowResult(
             index, None, errors=[{"field": None, "message": "each record must be a JSON object"}]
@@ -96,7 +145,7 @@ def validate_row(index, row, *, partner, now):
         external_id = (
             external_id if isinstance(external_id, str) and len(external_id) <= 100 else None
         )
-    unknown = set(row) - {"external_id", "kind", "occurred_at", "customer", "product", "payload"}
+    unknown = row.keys() - RECORD_FIELDS
     for name in sorted(unknown):
         err(name, "is not a field of a record")
     kind = KINDS.get(row.get("kind")) if isinstance(row.get("kind"), str) else None
@@ -114,19 +163,13 @@ def validate_row(index, row, *, partner, now):
     if not isinstance(customer, dict):
         err("customer", 'is required: {"kind": "email"|"phone"|"loyalty", "value" or "sha256"}')
     else:
-        extra = set(customer) - {"kind", "value", "sha256"}
+        extra = customer.keys() - CUSTOMER_FIELDS
         if extra:
             err("customer", f"unknown keys {', '.join(sorted(extra))}")
         else:
-            try:
-                parsed = identity.parse_identifier(
-                    kind=customer.get("kind"),
-                    value=customer.get("value"),
-                    sha256=customer.get("sha256"),
-                    programme_id=partner.pk,
-                )
-            except ValidationError as exc:
-                err("customer", " ".join(exc.messages))
+            parsed, message = _parse_customer(customer, partner, memo)
+            if message:
+                err("customer", message)
     gtin = serial = ""
     product = row.get("product")
     if kind is not None:
@@ -135,13 +178,13 @@ def validate_row(index, row, *, partner, now):
                 err("product", f'is required for {kind.key}: {{"gtin": …, "serial": …}}')
         elif kind.unit == "none":
             err("product", f"is not allowed for {kind.key}")
-        elif not isinstance(product, dict) or set(product) - {"gtin", "serial"}:
+        elif not isinstance(product, dict) or product.keys() - PRODUCT_FIELDS:
             err("product", 'must be {"gtin": …, "serial": …}')
         else:
-            try:
-                gtin = normalise_gtin(product.get("gtin"))
-            except ValueError as exc:
-                err("product.gtin", str(exc))
+            gtin, message = _gtin(product.get("gtin"), memo)
+            if message:
+                err("product.gtin", message)
+                gtin = ""
             serial = product.get("serial")
             if not isinstance(serial, str) or not SERIAL.match(serial):
                 err("product.serial", "is required: 1-64 letters, digits or . _ / -")
@@ -165,8 +208,14 @@ def validate_row(index, row, *, partner, now):
 
 
 class BatchIngest:
-    """Feed rows with ``add``; ``finish`` flushes and returns the row results in order.
-    Must run inside a transaction: nothing is visible until the caller commits."""
+    """Feed rows with ``add``; ``finish`` stores them and returns the row results in order.
+    Must run inside a transaction: nothing is visible until the caller commits.
+
+    Valid rows are staged (COPY, in chunks, so memory stays bounded) as they come; ``finish``
+    resolves every customer of the batch at once and inserts the records with one statement.
+    Doing the database work once per batch, after all the parsing and validating, keeps the
+    time a batch holds the identity lock short and gives each concurrent batch one order in
+    which it waits for others."""
 
     def __init__(self, *, partner, max_rows):
         self.partner = partner
@@ -174,18 +223,23 @@ class BatchIngest:
         self.now = timezone.now()
         self.results = []
         self.pending = []
-        self.seen = set()
+        self.index_of = {}  # external id -> row index, for the rows staged
+        self.identifiers = {}  # (kind, namespace, sha256) -> [number, parsed, categories]
+        self.staged = False
         self.count = 0
+        self.memo = {}
 
     def add(self, row):
         if self.count >= self.max_rows:
             raise BatchTooLarge(self.max_rows)
         index = self.count
         self.count += 1
-        clean, rejected = validate_row(index, row, partner=self.partner, now=self.now)
+        clean, rejected = validate_row(
+            index, row, partner=self.partner, now=self.now, memo=self.memo
+        )
         if rejected is not None:
             self.results.append(rejected)
-        elif clean.external_id in self.seen:
+        elif clean.external_id in self.index_of:
             self.results.append(
                 RowResult(
                     index,
@@ -194,8 +248,28 @@ class BatchIngest:
                 )
             )
         else:
-            self.seen.add(clean.external_id)
-            self.pending.append(clean)
+            self.index_of[clean.external_id] = index
+            kind = KINDS[clean.kind]
+            parsed = clean.identifier
+            key = (parsed.kind, parsed.namespace, parsed.sha256)
+            entry = self.identifiers.get(key)
+            if entry is None:
+                entry = self.identifiers[key] = [len(self.identifiers), parsed, set()]
+            entry[2].add(kind.category)
+            self.pending.append(
+                (
+                    entry[0],
+                    clean.external_id,
+                    clean.kind,
+                    kind.purpose,
+                    kind.category,
+                    clean.gtin,
+                    clean.serial,
+                    clean.occurred_at,
+                    orjson.dumps(clean.payload).decode(),
+                    clean.content_hash,
+                )
+            )
             if len(self.pending) >= CHUNK:
                 self.flush()
 
@@ -209,99 +283,102 @@ class BatchIngest:
         self.count += 1
 
     def flush(self):
+        """Stage the valid rows read so far."""
         rows, self.pending = self.pending, []
-        if rows:
-            self.results.extend(_store(rows, self.partner))
+        if not rows:
+            return
+        with connection.cursor() as cursor:
+            if not self.staged:
+                stage_create(cursor, "ingest_record", STAGED)
+                self.staged = True
+            stage_copy(cursor, "ingest_record", STAGED, rows)
 
     def finish(self):
-        self.flush()
+        if self.staged:
+            self.flush()
+        if self.index_of:
+            self.results.extend(self._store())
         self.results.sort(key=lambda r: r.index)
         return self.results
 
-
-def _store(rows, partner):
-    by_category = defaultdict(list)
-    for row in rows:
-        by_category[KINDS[row.kind].category].append(row)
-    customer_of = {}
-    for category, group in by_category.items():
-        ids = customers_resolve(
-            identifiers=[r.identifier for r in group], partner=partner, categories=[category]
+    def _store(self):
+        """Resolve the batch's customers, insert its records, say what became of each."""
+        entries = list(self.identifiers.values())
+        customer_ids = identities_resolve(
+            identifiers=[parsed for _, parsed, _ in entries], partner=self.partner
         )
-        for row, customer_id in zip(group, ids, strict=True):
-            customer_of[row.index] = customer_id
-    kinds = [KINDS[r.kind] for r in rows]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            INSERT INTO records_interactionrecord
-                (ref, submitted_by_id, external_id, kind, purpose, category, customer_id, gtin, serial,
-                 occurred_at, payload, content_hash, received_at)
-            SELECT gen_random_uuid(), %s, e, k, p, c, cu, g, s, o, pl::jsonb, h, now()
-            FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::uuid[], %s::text[],
-                        %s::text[], %s::timestamptz[], %s::text[], %s::text[])
-                 AS t(e, k, p, c, cu, g, s, o, pl, h)
-            ON CONFLICT (submitted_by_id, external_id) DO NOTHING
-            RETURNING external_id, ref
-            """,
-            [
-                partner.pk,
-                [r.external_id for r in rows],
-                [r.kind for r in rows],
-                [k.purpose for k in kinds],
-                [k.category for k in kinds],
-                [customer_of[r.index] for r in rows],
-                [r.gtin for r in rows],
-                [r.serial for r in rows],
-                [r.occurred_at for r in rows],
-                [orjson.dumps(r.payload).decode() for r in rows],
-                [r.content_hash for r in rows],
-            ],
-        )
-        created = dict(cursor.fetchall())
-        conflicts = [r.external_id for r in rows if r.external_id not in created]
-        existing = {}
-        if conflicts:
+        categories_of = defaultdict(set)
+        for (_, _, categories), customer_id in zip(entries, customer_ids, strict=True):
+            categories_of[customer_id] |= categories
+        customer_sources_touch(partner=self.partner, categories_of=categories_of)
+        with connection.cursor() as cursor:
+            if self.staged:
+                records, record_params = "ingest_record", []
+            else:  # a small batch, all still in memory
+                records, record_params = row_source(cursor, "ingest_record", STAGED, self.pending)
+            customers, customer_params = row_source(
+                cursor, "ingest_customer", ("n int", "customer_id uuid"), enumerate(customer_ids)
+            )
+            # In external id order: two batches of one partner that share external ids wait
+            # for each other in one order.
             cursor.execute(
-                """SELECT external_id, ref, content_hash, tombstoned_at IS NOT NULL
-                   FROM records_interactionrecord WHERE submitted_by_id = %s AND external_id = ANY(%s)""",
-                [partner.pk, conflicts],
+                f"""
+                INSERT INTO records_interactionrecord
+                    (ref, submitted_by_id, external_id, kind, purpose, category, customer_id,
+                     gtin, serial, occurred_at, payload, content_hash, received_at)
+                SELECT gen_random_uuid(), %s, ingest_record.external_id, ingest_record.kind,
+                       ingest_record.purpose, ingest_record.category, ingest_customer.customer_id,
+                       ingest_record.gtin, ingest_record.serial, ingest_record.occurred_at,
+                       ingest_record.payload, ingest_record.content_hash, now()
+                FROM {records} JOIN {customers} USING (n)
+                ORDER BY ingest_record.external_id
+                ON CONFLICT (submitted_by_id, external_id) DO NOTHING
+                RETURNING external_id, ref::text
+                """,  # noqa: S608 (FROM items from row_source, values as parameters)
+                [self.partner.pk, *record_params, *customer_params],
             )
-            existing = {e: (ref, h, gone) for e, ref, h, gone in cursor.fetchall()}
-    results = []
-    for row in rows:
-        if row.external_id in created:
-            results.append(
-                RowResult(row.index, row.external_id, "created", str(created[row.external_id]))
-            )
-            continue
-        ref, content_hash, gone = existing[row.external_id]
-        if gone:
-            results.append(
-                RowResult(
-                    row.index,
-                    row.external_id,
-                    errors=[
-                        {
-                            "field": "external_id",
-                            "message": "names a record whose customer was erased",
-                        }
-                    ],
+            created = dict(cursor.fetchall())
+            existing = {}
+            if len(created) < len(self.index_of):
+                cursor.execute(
+                    f"""SELECT r.external_id, r.ref::text,
+                               r.content_hash = ingest_record.content_hash,
+                               r.tombstoned_at IS NOT NULL
+                        FROM {records} JOIN records_interactionrecord r
+                          ON r.submitted_by_id = %s
+                         AND r.external_id = ingest_record.external_id""",  # noqa: S608 (as above)
+                    [*record_params, self.partner.pk],
                 )
-            )
-        elif content_hash == row.content_hash:
-            results.append(RowResult(row.index, row.external_id, "existing", str(ref)))
-        else:
+                existing = {e: rest for e, *rest in cursor.fetchall() if e not in created}
+        results = []
+        for external_id, index in self.index_of.items():
+            if external_id in created:
+                results.append(RowResult(index, external_id, "created", created[external_id]))
+                continue
+            ref, same_content, gone = existing[external_id]
+            if gone:
+                message = "names a record whose customer was erased"
+            elif same_content:
+                results.append(RowResult(index, external_id, "existing", ref))
+                continue
+            else:
+                message = "is already used by a record with different content"
             results.append(
-                RowResult(
-                    row.index,
-                    row.external_id,
-                    errors=[
-                        {
-                            "field": "external_id",
-                            "message": "is already used by a record with different content",
-                        }
-                    ],
-                )
+                RowResult(index, external_id, errors=[{"field": "external_id", "message": message}])
             )
-    return results
+        return results
+
+
+# The staging table of valid rows; ``n`` numbers the row's identifier within the batch.
+STAGED = (
+    "n int",
+    "external_id text",
+    "kind text",
+    "purpose text",
+    "category text",
+    "gtin text",
+    "serial text",
+    "occurred_at timestamptz",
+    "payload jsonb",
+    "content_hash text",
+)

@@ -21,7 +21,10 @@ class InteractionRecord(models.Model):
 
     id = models.BigAutoField(primary_key=True)
     ref = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    submitted_by = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="+")
+    # No index of its own: the indexes below and the external id's unique key start with it.
+    submitted_by = models.ForeignKey(
+        Partner, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     external_id = models.CharField(max_length=100)
     kind = models.CharField(max_length=30)
     purpose = models.CharField(max_length=30)
@@ -51,6 +54,10 @@ class InteractionRecord(models.Model):
             models.Index(fields=["gtin", "serial", "occurred_at"], name="record_unit_timeline"),
             models.Index(fields=["customer", "occurred_at"], name="record_customer_timeline"),
             models.Index(fields=["submitted_by", "kind", "id"], name="record_partner_kind"),
+            # reconciliation: the records whose deadline (registration grace, service SLA) passed
+            models.Index(
+                fields=["submitted_by", "kind", "occurred_at"], name="record_partner_kind_time"
+            ),
         ]
 
     def __str__(self):

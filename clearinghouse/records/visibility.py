@@ -80,8 +80,10 @@ def visible_records(*, partner, at=None):
             customer=OuterRef("customer_id"),
             at=at,
         )
-        condition |= Q(
-            submitted_by_id=counterpart_id, kind=kind, tombstoned_at__isnull=True, **{flag: True}
+        # The cheap column tests first: PostgreSQL evaluates them in this order and skips the
+        # consent lookup for a record of another partner or kind.
+        condition |= Q(submitted_by_id=counterpart_id, kind=kind, tombstoned_at__isnull=True) & Q(
+            **{flag: True}
         )
         grants.append(Grant(counterpart_id, kind, purpose, frozenset(fields), flag))
     # The one unscoped read of records: it is restricted right here, by the rule above.

@@ -160,3 +160,46 @@ def test_attaching_identifiers_links_them_but_never_merges_subjects(make_partner
     assert not services.identifier_attach(customer=alice, identifier=bob_mail, partner=shop)
     assert services.customer_resolve(identifier=bob_mail, partner=shop) == bob
     assert {i["kind"] for i in services.identifiers_decrypt(alice)} == {"email", "loyalty"}
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "alice@example.org",
+        "a.b+tag@sub.example.co.uk",
+        "o'brien@example.ie",
+        "x@xn--bcher-kva.example",
+        "jörg@example.de",
+        "jo@bücher.example",
+        '"quoted local"@example.org',
+        "user@[192.168.0.1]",
+        "user@localhost",
+        "a..b@example.org",
+        ".a@example.org",
+        "a@-example.org",
+        "a@example.-org",
+        "a@example",
+        "a@example.o",
+        "a@@example.org",
+        "a@exa_mple.org",
+        "a b@example.org",
+        "a@example.org\n",
+    ],
+)
+def test_the_fast_email_check_accepts_only_what_djangos_validator_accepts(address):
+    from django.core.validators import validate_email
+
+    cleaned = address.strip().lower()  # what normalise hands to the checks
+    try:
+        validate_email(cleaned)
+        valid = True
+    except ValidationError:
+        valid = False
+    if identity.PLAIN_EMAIL.match(cleaned):
+        assert valid
+    try:
+        identity.normalise("email", address)
+        normalised = True
+    except ValidationError:
+        normalised = False
+    assert normalised == valid

@@ -15,6 +15,7 @@ from consent import identity
 from consent.selectors import customer_by_identifier
 from partners.api.base import PartnerAPIView
 from partners.api.pagination import CursorPagination
+from partners.api.params import boolean_param, choice_param
 from partners.api.problems import PROBLEM_CONTENT_TYPE, problem
 from partners.models import Scope
 from partners.record_kinds import KINDS
@@ -36,9 +37,10 @@ class _RecordReads:
     """Paginate a ``Visible`` and project its page through ``visibility.read``."""
 
     ordering = ("-received_at", "-id")
+    pagination_class = CursorPagination  # also tells the schema that GET answers a page
 
     def page(self, request, visible, ordering=None):
-        paginator = CursorPagination()
+        paginator = self.pagination_class()
         paginator.ordering = ordering or self.ordering
         rows = paginator.paginate_queryset(visible.queryset, request, view=self)
         data = visibility.read(rows, visible, channel="api", request_id=request_id(request))
@@ -59,24 +61,23 @@ class RecordsView(_RecordReads, PartnerAPIView):
             OpenApiParameter(
                 "mine", bool, description="true: only yours; false: only shared with you"
             ),
-            OpenApiParameter("page_size", int),
         ],
         responses=RecordSerializer(many=True),
     )
     def get(self, request):
         visible = visibility.visible_records(partner=self.partner)
         params = request.query_params
-        if params.get("kind"):
-            if params["kind"] not in KINDS:
-                raise exceptions.ValidationError({"kind": f"must be one of {', '.join(KINDS)}"})
-            visible = visible.filter(kind=params["kind"])
+        kind = choice_param(request, "kind", KINDS)
+        if kind:
+            visible = visible.filter(kind=kind)
         if params.get("gtin"):
             visible = visible.filter(gtin=_gtin(params["gtin"]))
         if params.get("serial"):
             visible = visible.filter(serial=params["serial"][:64])
-        if params.get("mine") == "true":
+        mine = boolean_param(request, "mine")
+        if mine is True:
             visible = visible.filter(submitted_by_id=self.partner.pk)
-        elif params.get("mine") == "false":
+        elif mine is False:
             visible = visible.exclude(submitted_by_id=self.partner.pk)
         return self.page(request, visible)
 
@@ -86,9 +87,7 @@ class RecordsView(_RecordReads, PartnerAPIView):
         responses={
             200: BatchResultSerializer,
             201: RecordSerializer,
-            400: OpenApiResponse(description="problem+json"),
             413: OpenApiResponse(description="more rows than the batch limit"),
-            415: OpenApiResponse(description="not JSON or NDJSON"),
         },
     )
     def post(self, request):
@@ -209,13 +208,13 @@ class CustomerTimelineView(_RecordReads, PartnerAPIView):
             OpenApiParameter("value", str),
             OpenApiParameter("sha256", str),
             OpenApiParameter("customer", uuid.UUID, description="pseudonymous reference"),
-            OpenApiParameter("page_size", int),
         ],
         responses=RecordSerializer(many=True),
     )
     def get(self, request):
         params = request.query_params
         customer_id = None
+        choice_param(request, "kind", identity.KINDS)
         if params.get("customer"):
             try:
                 customer_id = uuid.UUID(params["customer"])

@@ -1,0 +1,76 @@
+"""Concurrent identity resolution: two transactions that name the same new people at once end
+with one subject per identifier, no spare subjects and no error. The race is timing-dependent
+(a barrier lines the two up), so these tests guard the behaviour rather than reproducing a
+collision every time."""
+
+import threading
+
+import pytest
+from django.db import connections, transaction
+
+from consent import identity, services
+from consent.models import Customer, CustomerKey, CustomerSource, Identifier
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _race(calls):
+    """Run each callable in its own thread (and database connection), started together;
+    returns (results in call order, exceptions)."""
+    results, errors = [None] * len(calls), []
+    barrier = threading.Barrier(len(calls))
+
+    def run(n, call):
+        try:
+            barrier.wait(10)
+            with transaction.atomic():
+                results[n] = call()
+        except Exception as exc:  # a deadlock or a unique violation would land here
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run, args=(n, c)) for n, c in enumerate(calls)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    return results, errors
+
+
+def test_overlapping_batches_resolved_at_once_share_one_subject_per_identifier(make_partner):
+    shop, _ = make_partner()
+    maker, _ = make_partner()
+    emails = [f"person{i}@example.org" for i in range(600)]
+    raw = [identity.parse_identifier(kind="email", value=e) for e in emails]
+    # the maker names the same people by hash, in the opposite order, from the middle on
+    hashed = [
+        identity.parse_identifier(kind="email", sha256=identity.prehash(e))
+        for e in reversed(emails[200:] + [f"other{i}@example.org" for i in range(200)])
+    ]
+    for _ in range(3):
+        (by_shop, by_maker), errors = _race(
+            [
+                lambda: services.customers_resolve(
+                    identifiers=raw, partner=shop, categories=["purchase"]
+                ),
+                lambda: services.customers_resolve(
+                    identifiers=hashed, partner=maker, categories=["warranty"]
+                ),
+            ]
+        )
+        assert errors == []
+        shop_of = dict(zip(emails, by_shop, strict=True))
+        for parsed, customer_id in zip(hashed, by_maker, strict=True):
+            email = next((e for e in emails[200:] if identity.prehash(e) == parsed.sha256), None)
+            if email:
+                assert shop_of[email] == customer_id
+    assert Identifier.objects.count() == 800
+    assert Customer.objects.count() == 800 == CustomerKey.objects.count()
+    assert CustomerSource.objects.filter(partner=shop).count() == 600
+    assert CustomerSource.objects.filter(partner=maker).count() == 600
+    # the raw value reached every identifier the shop sent, whoever created it
+    assert not Identifier.objects.filter(
+        customer__in=CustomerSource.objects.filter(partner=shop).values("customer"),
+        ciphertext__isnull=True,
+    ).exists()
