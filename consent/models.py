@@ -163,6 +163,18 @@ class ConsentGrant(models.Model):
                 condition=Q(revoked_at__isnull=True, expiry_recorded_at__isnull=True),
                 name="grant_expiry_sweep",
             ),
+            # What changed for a grantee since a time (reconciliation re-checks those customers).
+            models.Index(fields=["grantee", "granted_at"], name="grant_granted_since"),
+            models.Index(
+                fields=["grantee", "revoked_at"],
+                condition=Q(revoked_at__isnull=False),
+                name="grant_revoked_since",
+            ),
+            models.Index(
+                fields=["grantee", "expires_at"],
+                condition=Q(expires_at__isnull=False),
+                name="grant_expires_since",
+            ),
         ]
 
     def __str__(self):

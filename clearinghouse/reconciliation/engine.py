@@ -9,7 +9,9 @@ records and go to its queue only.
 Incremental: a run looks at the records that arrived since the pair's watermark (with an overlap,
 because record ids are assigned before their transactions commit) and re-evaluates every rule on
 the units and customers those records touch, plus the units whose time-based deadlines passed
-since the last run. A full run (nightly, or on demand) re-evaluates everything.
+since the last run, plus the units and ledgers of customers whose consent to either party was
+granted, withdrawn or ran out since then (what each side may see of them changed). A change to the
+pair's agreement makes the next run a full one, as does the nightly run or a request.
 
 Crash-safe: all of a run's writes happen in one transaction, links and discrepancies are upserted
 on unique keys, and a second run waits for nothing (a busy pair is skipped). A worker killed in
@@ -21,23 +23,49 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from clearinghouse.records.visibility import visible_records
+from consent.models import ConsentGrant
+from partners.models import AgreementVersion, SharingAgreement
 
 from .models import PairState, ReconciliationRun
 
 RECORD_OVERLAP = 5000
+# Consent changes are found by their timestamps, taken before their transactions commit: a change
+# dated up to this long before the last run started is looked at again.
+CHANGE_OVERLAP = timedelta(minutes=5)
+# PostgreSQL memory per sort or hash of a full run's transaction (its hash joins stay in memory).
+WORK_MEM = "64MB"
+# The kinds of the per-customer ledger rules (points not reversed, redemption beyond the balance):
+# the only rules that look at a customer's records across units.
+CUSTOMER_KINDS = ("loyalty_accrual", "loyalty_redemption", "return")
+CUSTOMER_FINDINGS = ("accrual_not_reversed", "redemption_exceeds_balance")
+TEMP_TABLES = (
+    "recon_units",
+    "recon_unit",
+    "recon_customers",
+    "recon_new",
+    "recon_consented",
+    "recon_ids",
+    "recon_found",
+    "recon_rec",
+    "recon_own",
+    "recon_claim",
+    "recon_opened",
+    "recon_other_sale",
+)
 TABLE = "records_interactionrecord"
-REC_COLUMNS = (
-    "id",
-    "kind",
-    "gtin",
-    "serial",
-    "customer_id",
-    "occurred_at",
-    "payload",
-    "external_id",
+REC_COLUMNS = ("id", "kind", "gtin", "serial", "customer_id", "occurred_at", "payload")
+PAYLOAD_FIELDS = (
+    "purchase_date",
+    "warranty_months",
+    "reference",
+    "status",
+    "sale_reference",
+    "points",
+    "reason",
 )
 
 SEVERITY = {
@@ -129,14 +157,15 @@ def reconcile_pair(*, manufacturer, retailer, trigger="manual", full=False, prog
         )
         raise
     if opened:
-        transaction.on_commit(lambda: _announce_opened(opened), robust=True)
+        parties = (manufacturer.pk, retailer.pk)
+        transaction.on_commit(lambda: _announce_opened(opened, parties), robust=True)
     return run
 
 
-def _announce_opened(ids):
+def _announce_opened(ids, parties):
     from .notify import discrepancies_opened
 
-    discrepancies_opened(ids)
+    discrepancies_opened(ids, parties=parties)
 
 
 def _queryset_sql(queryset):
@@ -150,15 +179,38 @@ class _Run:
         self.run = run
         self.m = state.manufacturer
         self.r = state.retailer
-        self.full = full or state.record_watermark == 0
+        # What the pair's agreement in force is (its status and countersigned version): when it
+        # changed since the last run, what each side may see changed for every record.
+        self.agreement = self._agreement_fingerprint()
+        self.full = full or state.record_watermark == 0 or state.agreement != self.agreement
         self.progress = progress or (lambda step, done, total: None)
         self.now = timezone.now()
         self.cursor = None
         self.counts = {}
 
+    def _agreement_fingerprint(self):
+        agreement = (
+            SharingAgreement.objects.filter(manufacturer=self.m, retailer=self.r)
+            .exclude(status=SharingAgreement.Status.TERMINATED)
+            .annotate(
+                in_force=Subquery(
+                    AgreementVersion.objects.filter(
+                        agreement=OuterRef("pk"), status=AgreementVersion.Status.ACTIVE
+                    ).values("pk")[:1]
+                )
+            )
+            .values_list("pk", "status", "in_force")
+            .first()
+        )
+        return ":".join(str(part) for part in agreement) if agreement else ""
+
     def sql(self, query, params=()):
         self.cursor.execute(query, params)
         return self.cursor.rowcount
+
+    def count(self, table):
+        self.cursor.execute(f"SELECT count(*) FROM {table}")
+        return self.cursor.fetchone()[0]
 
     def execute(self):
         steps = [
@@ -177,6 +229,12 @@ class _Run:
             # The consent joins look expensive to the planner and would be JIT-compiled for
             # seconds per statement; the statements themselves run in a fraction of that.
             self.sql("SET LOCAL jit = off")
+            if self.full:
+                # Hash joins and hashed visibility checks over a pair's records, in memory. Not
+                # for an incremental run: with room to hash every consent of the partner, the
+                # planner builds those hashes for a few thousand records instead of looking
+                # each record's consent up.
+                self.sql(f"SET LOCAL work_mem = '{WORK_MEM}'")
             for n, (name, step) in enumerate(steps, 1):
                 step()
                 self.progress(name, n, len(steps))
@@ -186,97 +244,182 @@ class _Run:
     # --- what to look at -----------------------------------------------------------------------
 
     def scope(self):
+        # The highest id, and the oldest transaction still open, in one snapshot.
         self.cursor.execute(
-            f"SELECT coalesce(max(id), 0) FROM {TABLE} WHERE submitted_by_id IN (%s, %s)",
+            f"""SELECT coalesce(max(id), 0), pg_snapshot_xmin(pg_current_snapshot())::text::bigint
+                FROM {TABLE} WHERE submitted_by_id IN (%s, %s)""",
             [self.m.pk, self.r.pk],
         )
-        self.upto = self.cursor.fetchone()[0]
+        self.upto, self.horizon = self.cursor.fetchone()
         self.run.from_record = (
             0 if self.full else max(0, self.state.record_watermark - RECORD_OVERLAP)
         )
         # ON COMMIT DROP cleans up; this covers two runs inside one outer transaction.
-        self.sql(
-            "DROP TABLE IF EXISTS recon_units, recon_customers, recon_found, recon_rec, recon_own, recon_any_sale"
-        )
+        self.sql(f"DROP TABLE IF EXISTS {', '.join(TEMP_TABLES)}")
         self.sql(
             "CREATE TEMP TABLE recon_units (gtin varchar(14), serial varchar(64)) ON COMMIT DROP"
         )
         self.sql("CREATE TEMP TABLE recon_customers (customer_id uuid) ON COMMIT DROP")
-        self.sql("""CREATE TEMP TABLE recon_found (kind text, pair boolean, gtin text, serial text,
-                    customer_id uuid, key text, detail jsonb, evidence bigint[], roles text[]) ON COMMIT DROP""")
+        # Byte-wise text, like the discrepancy columns it becomes (sorted and compared by key).
+        self.sql("""CREATE TEMP TABLE recon_found (kind text, pair boolean, gtin text COLLATE "C",
+                    serial text COLLATE "C", customer_id uuid, key text COLLATE "C", detail jsonb,
+                    evidence bigint[], roles text[]) ON COMMIT DROP""")
         if self.full:
             return
         parties = [self.m.pk, self.r.pk]
+        # What arrived: an id range (the primary key), never a scan of the table. Of the overlap
+        # below the watermark, only what transactions open at the last run wrote (age() counts
+        # back from this transaction's id; a frozen row is the oldest of all).
+        late, late_params = "true", []
+        if self.state.xact_horizon is not None:
+            late = "age(xmin) <= pg_current_xact_id()::text::bigint - %s"
+            late_params = [self.state.xact_horizon]
         self.sql(
-            f"""INSERT INTO recon_units SELECT DISTINCT gtin, serial FROM {TABLE}
-                WHERE submitted_by_id = ANY(%s) AND id > %s AND id <= %s AND gtin <> ''""",
-            [parties, self.run.from_record, self.upto],
+            f"""CREATE TEMP TABLE recon_new ON COMMIT DROP AS
+                SELECT kind, gtin, serial, customer_id FROM {TABLE}
+                WHERE id > %s AND id <= %s AND submitted_by_id = ANY(%s) AND (id > %s OR {late})""",
+            [
+                self.run.from_record,
+                self.upto,
+                parties,
+                self.state.record_watermark,
+                *late_params,
+            ],
+        )
+        self.sql("INSERT INTO recon_units SELECT gtin, serial FROM recon_new WHERE gtin <> ''")
+        # Only the ledger rules look at a customer's records across units.
+        self.sql(
+            """INSERT INTO recon_customers SELECT DISTINCT customer_id FROM recon_new
+               WHERE customer_id IS NOT NULL AND kind = ANY(%s)""",
+            [list(CUSTOMER_KINDS)],
+        )
+        # Customers whose consent to either party began, was withdrawn or ran out since the last
+        # run (by the grant indexes on grantee and time): all their records of the pair.
+        changed = self.state.time_watermark - CHANGE_OVERLAP
+        self.sql(
+            f"""CREATE TEMP TABLE recon_consented ON COMMIT DROP AS
+                SELECT DISTINCT customer_id FROM {ConsentGrant._meta.db_table}
+                WHERE grantee_id = ANY(%s) AND (granted_at > %s OR revoked_at > %s
+                      OR (expires_at > %s AND expires_at <= %s))""",
+            [parties, changed, changed, changed, self.now],
+        )
+        self.counts["consents_changed"] = self.count("recon_consented")
+        self.sql(
+            f"""INSERT INTO recon_units SELECT r.gtin, r.serial FROM recon_consented c
+                JOIN {TABLE} r ON r.customer_id = c.customer_id
+                WHERE r.submitted_by_id = ANY(%s) AND r.gtin <> ''""",
+            [parties],
         )
         self.sql(
-            f"""INSERT INTO recon_customers SELECT DISTINCT customer_id FROM {TABLE}
-                WHERE submitted_by_id = ANY(%s) AND id > %s AND id <= %s AND customer_id IS NOT NULL""",
-            [parties, self.run.from_record, self.upto],
+            """INSERT INTO recon_customers SELECT customer_id FROM recon_consented
+               EXCEPT SELECT customer_id FROM recon_customers"""
         )
-        # Deadlines that passed since the last run: sales awaiting registration, open service.
+        # Deadlines that passed since the last run: sales awaiting registration, open service
+        # (an index on partner, kind and time).
         since = self.state.time_watermark or self.now
         grace = timedelta(days=settings.RECON_REGISTRATION_GRACE_DAYS)
         sla = timedelta(days=settings.RECON_SERVICE_SLA_DAYS)
+        for kinds, window in (
+            (["sale", "warranty_registration"], grace),
+            (["service_request", "service_completion"], sla),
+        ):
+            self.sql(
+                f"""INSERT INTO recon_units SELECT gtin, serial FROM {TABLE}
+                    WHERE submitted_by_id = ANY(%s) AND kind = ANY(%s) AND occurred_at > %s
+                      AND occurred_at <= %s AND gtin <> ''""",
+                [parties, kinds, since - window, self.now - window],
+            )
         self.sql(
-            f"""INSERT INTO recon_units SELECT DISTINCT gtin, serial FROM {TABLE}
-                WHERE submitted_by_id = ANY(%s) AND gtin <> '' AND (
-                  (kind IN ('sale', 'warranty_registration') AND occurred_at > %s AND occurred_at <= %s)
-                  OR (kind IN ('service_request', 'service_completion') AND occurred_at > %s AND occurred_at <= %s))""",
-            [parties, since - grace, self.now - grace, since - sla, self.now - sla],
+            "CREATE TEMP TABLE recon_unit ON COMMIT DROP AS SELECT DISTINCT gtin, serial FROM recon_units"
         )
-        self.sql("CREATE INDEX ON recon_units (gtin, serial)")
-        self.counts["units_rechecked"] = self.sql(
-            "SELECT 1 FROM (SELECT DISTINCT * FROM recon_units) u"
+        self.counts["units_rechecked"] = self.count("recon_unit")
+        self.sql("CREATE INDEX ON recon_unit (gtin, serial)")
+        self.sql("ANALYZE recon_unit")
+        self.sql("ANALYZE recon_customers")
+        # The records to look at, by the unit and customer indexes of the records table: every
+        # record on a re-checked unit, and the ledger records of a re-checked customer.
+        # (OFFSET 0 keeps each lookup a parameterised index scan, never a scan of the table.)
+        self.sql(
+            f"""CREATE TEMP TABLE recon_ids ON COMMIT DROP AS
+                SELECT r.* FROM recon_unit u CROSS JOIN LATERAL (
+                    SELECT id, submitted_by_id, kind FROM {TABLE}
+                    WHERE gtin = u.gtin AND serial = u.serial OFFSET 0) r
+                UNION
+                SELECT r.* FROM recon_customers c CROSS JOIN LATERAL (
+                    SELECT id, submitted_by_id, kind FROM {TABLE}
+                    WHERE customer_id = c.customer_id AND kind = ANY(%s) OFFSET 0) r""",
+            [list(CUSTOMER_KINDS)],
         )
+        self.sql("ANALYZE recon_ids")
 
-    def _restrict(self, queryset):
+    def _restrict(self, queryset, *, submitted_by=None, other_than=None, kinds=None):
+        """``queryset`` limited to the records this run looks at (all in a full run). The
+        filters repeat the caller's, so that only the matching candidates are looked up."""
         if self.full:
             return queryset
+        conditions, params = ["true"], []
+        if submitted_by is not None:
+            conditions.append("submitted_by_id = %s")
+            params.append(submitted_by)
+        if other_than is not None:
+            conditions.append("submitted_by_id <> %s")
+            params.append(other_than)
+        if kinds is not None:
+            conditions.append("kind = ANY(%s)")
+            params.append(list(kinds))
+        # ANDed with the visibility rule, so the planner joins the few ids to the primary key.
         return queryset.extra(
-            where=[
-                f"(({TABLE}.gtin, {TABLE}.serial) IN (SELECT gtin, serial FROM recon_units)"
-                f" OR {TABLE}.customer_id IN (SELECT customer_id FROM recon_customers))"
-            ]
+            where=[f"{TABLE}.id IN (SELECT id FROM recon_ids WHERE {' AND '.join(conditions)})"],
+            params=params,
         )
 
     def shared_records(self):
         """recon_rec: the retailer's records the manufacturer may see (side R) and the
         manufacturer's records the retailer may see (side M), through the one decision."""
         to_m = self._restrict(
-            visible_records(partner=self.m, at=self.now).filter(submitted_by_id=self.r.pk).queryset
+            visible_records(partner=self.m, at=self.now).filter(submitted_by_id=self.r.pk).queryset,
+            submitted_by=self.r.pk,
         )
         to_r = self._restrict(
-            visible_records(partner=self.r, at=self.now).filter(submitted_by_id=self.m.pk).queryset
+            visible_records(partner=self.r, at=self.now).filter(submitted_by_id=self.m.pk).queryset,
+            submitted_by=self.m.pk,
         )
         sql_m, params_m = _queryset_sql(to_m)
         sql_r, params_r = _queryset_sql(to_r)
         columns = ", ".join(REC_COLUMNS)
+        # Narrow rows: the payload fields the rules read, as text (a 1M-record pair's table is a
+        # quarter of the size with the whole payload, and every rule scans it).
+        narrow = ", ".join(
+            [c for c in REC_COLUMNS if c != "payload"]
+            + [f"payload->>'{field}' AS {field}" for field in PAYLOAD_FIELDS]
+        )
         self.sql(
             f"""CREATE TEMP TABLE recon_rec ON COMMIT DROP AS
-                SELECT 'R'::text AS side, {columns} FROM ({sql_m}) r_side ({columns})
+                SELECT 'R'::text AS side, {narrow} FROM ({sql_m}) r_side ({columns})
                 UNION ALL
-                SELECT 'M'::text AS side, {columns} FROM ({sql_r}) m_side ({columns})""",
+                SELECT 'M'::text AS side, {narrow} FROM ({sql_r}) m_side ({columns})""",
             params_m + params_r,
         )
-        self.sql("CREATE INDEX ON recon_rec (gtin, serial, kind)")
-        self.sql("CREATE INDEX ON recon_rec (kind, side)")
-        self.sql("ANALYZE recon_rec")
-        self.counts["records_considered"] = self.sql("SELECT 1 FROM recon_rec")
+        # No index: every rule below is a hash join over whole sets.
+        self.sql("ANALYZE recon_rec (side, kind, gtin, serial, customer_id)")
+        self.counts["records_considered"] = self.count("recon_rec")
 
     # --- rules -----------------------------------------------------------------------------------
 
     def links(self):
+        # A sale of the retailer and a registration of the manufacturer: a link only this pair
+        # writes, and only one run of the pair runs at a time (the lock). So a plain insert of
+        # the links not there yet, in the order of the unique key (each index entry goes to the
+        # right-hand end of the index); the unique key still stops a duplicate.
         created = self.sql(
             """INSERT INTO reconciliation_recordlink (kind, from_record_id, to_record_id, created_at)
                SELECT 'sale_registration', s.id, g.id, %s
                FROM recon_rec s JOIN recon_rec g
                  ON g.gtin = s.gtin AND g.serial = s.serial AND g.side = 'M' AND g.kind = 'warranty_registration'
                WHERE s.side = 'R' AND s.kind = 'sale'
-               ON CONFLICT (kind, from_record_id, to_record_id) DO NOTHING""",
+                 AND NOT EXISTS (SELECT 1 FROM reconciliation_recordlink l WHERE l.from_record_id = s.id
+                                 AND l.to_record_id = g.id AND l.kind = 'sale_registration')
+               ORDER BY s.id, g.id""",
             [self.now],
         )
         created += self.sql(
@@ -286,10 +429,12 @@ class _Run:
                                     ELSE 'request_completion' END, a.id, b.id, %s
                FROM recon_rec a JOIN recon_rec b
                  ON b.gtin = a.gtin AND b.serial = a.serial
-                AND coalesce(b.payload->>'reference', '') = coalesce(a.payload->>'reference', '')
+                AND coalesce(b.reference, '') = coalesce(a.reference, '')
                 AND b.occurred_at >= a.occurred_at AND b.id <> a.id
                WHERE (a.kind, b.kind) IN (('service_request', 'service_visit'), ('service_visit', 'service_completion'),
                                           ('service_request', 'service_completion'))
+                 AND a.kind IN ('service_request', 'service_visit')
+                 AND b.kind IN ('service_visit', 'service_completion')
                ON CONFLICT (kind, from_record_id, to_record_id) DO NOTHING""",
             [self.now],
         )
@@ -306,14 +451,14 @@ class _Run:
         self._found(
             """SELECT 'registration_date_mismatch', true, s.gtin, s.serial, coalesce(s.customer_id, g.customer_id),
                       'date_mismatch:' || s.id || ':' || g.id,
-                      jsonb_build_object('days_apart', abs(coalesce((g.payload->>'purchase_date')::date,
+                      jsonb_build_object('days_apart', abs(coalesce((g.purchase_date)::date,
                           (g.occurred_at AT TIME ZONE 'UTC')::date) - (s.occurred_at AT TIME ZONE 'UTC')::date),
                           'tolerance_days', %s::int),
                       ARRAY[s.id, g.id], ARRAY['sale', 'registration']
                FROM recon_rec s JOIN recon_rec g
                  ON g.gtin = s.gtin AND g.serial = s.serial AND g.side = 'M' AND g.kind = 'warranty_registration'
                WHERE s.side = 'R' AND s.kind = 'sale'
-                 AND abs(coalesce((g.payload->>'purchase_date')::date, (g.occurred_at AT TIME ZONE 'UTC')::date)
+                 AND abs(coalesce((g.purchase_date)::date, (g.occurred_at AT TIME ZONE 'UTC')::date)
                          - (s.occurred_at AT TIME ZONE 'UTC')::date) > %s""",
             [tolerance, tolerance],
         )
@@ -333,28 +478,42 @@ class _Run:
         )
 
     def claims(self):
+        # Hash joins over the claimed units' sales (no per-claim lookups, no index on recon_rec).
+        self.sql(
+            """CREATE TEMP TABLE recon_claim ON COMMIT DROP AS
+               SELECT id, gtin, serial, customer_id, occurred_at FROM recon_rec WHERE kind = 'warranty_claim'"""
+        )
+        self.sql("ANALYZE recon_claim")
         self._found(
             """SELECT 'claim_before_sale', true, c.gtin, c.serial, c.customer_id, 'claim_before_sale:' || c.id,
                       jsonb_build_object('days_before', ((s.occurred_at - c.occurred_at))::text),
                       ARRAY[c.id, s.id], ARRAY['claim', 'sale']
-               FROM recon_rec c
-               JOIN LATERAL (SELECT * FROM recon_rec s WHERE s.side = 'R' AND s.kind = 'sale'
-                             AND s.gtin = c.gtin AND s.serial = c.serial ORDER BY s.occurred_at LIMIT 1) s ON true
-               WHERE c.kind = 'warranty_claim' AND c.occurred_at < s.occurred_at"""
+               FROM recon_claim c
+               JOIN (SELECT DISTINCT ON (s.gtin, s.serial) s.gtin, s.serial, s.id, s.occurred_at
+                     FROM recon_rec s WHERE s.side = 'R' AND s.kind = 'sale'
+                      AND EXISTS (SELECT 1 FROM recon_claim x WHERE x.gtin = s.gtin AND x.serial = s.serial)
+                     ORDER BY s.gtin, s.serial, s.occurred_at, s.id) s
+                 ON s.gtin = c.gtin AND s.serial = c.serial
+               WHERE c.occurred_at < s.occurred_at"""
         )
         self._found(
             """SELECT 'claim_outside_warranty', true, c.gtin, c.serial, c.customer_id, 'claim_outside_warranty:' || c.id,
                       jsonb_build_object('warranty_months', w.months, 'warranty_ended', (s.occurred_at + make_interval(months => w.months))::date),
                       ARRAY[c.id, s.id], ARRAY['claim', 'sale']
-               FROM recon_rec c
-               JOIN LATERAL (SELECT * FROM recon_rec s WHERE s.side = 'R' AND s.kind = 'sale' AND s.gtin = c.gtin
-                             AND s.serial = c.serial AND s.occurred_at <= c.occurred_at
-                             ORDER BY s.occurred_at DESC LIMIT 1) s ON true
-               CROSS JOIN LATERAL (SELECT coalesce((SELECT (g.payload->>'warranty_months')::int FROM recon_rec g
-                                   WHERE g.side = 'M' AND g.kind = 'warranty_registration' AND g.gtin = c.gtin
-                                   AND g.serial = c.serial ORDER BY g.occurred_at DESC LIMIT 1), %s) AS months) w
-               WHERE c.kind = 'warranty_claim'
-                 AND c.occurred_at > s.occurred_at + make_interval(months => w.months)""",
+               FROM recon_claim c
+               JOIN (SELECT DISTINCT ON (x.id) x.id AS claim_id, s.id, s.occurred_at
+                     FROM recon_claim x JOIN recon_rec s
+                       ON s.side = 'R' AND s.kind = 'sale' AND s.gtin = x.gtin AND s.serial = x.serial
+                      AND s.occurred_at <= x.occurred_at
+                     ORDER BY x.id, s.occurred_at DESC, s.id DESC) s ON s.claim_id = c.id
+               LEFT JOIN (SELECT DISTINCT ON (g.gtin, g.serial) g.gtin, g.serial,
+                                 (g.warranty_months)::int AS months
+                          FROM recon_rec g WHERE g.side = 'M' AND g.kind = 'warranty_registration'
+                           AND EXISTS (SELECT 1 FROM recon_claim x WHERE x.gtin = g.gtin AND x.serial = g.serial)
+                          ORDER BY g.gtin, g.serial, g.occurred_at DESC, g.id DESC) g
+                 ON g.gtin = c.gtin AND g.serial = c.serial
+               CROSS JOIN LATERAL (SELECT coalesce(g.months, %s) AS months) w
+               WHERE c.occurred_at > s.occurred_at + make_interval(months => w.months)""",
             [settings.RECON_DEFAULT_WARRANTY_MONTHS],
         )
         self._found(
@@ -370,87 +529,104 @@ class _Run:
         self._found(
             """SELECT 'service_status_conflict', true, q.gtin, q.serial, q.customer_id,
                       'service_conflict:' || q.id || ':' || k.id,
-                      jsonb_build_object('request_status', q.payload->>'status', 'reference', q.payload->>'reference'),
+                      jsonb_build_object('request_status', q.status, 'reference', q.reference),
                       ARRAY[q.id, k.id], ARRAY['request', 'completion']
                FROM recon_rec q JOIN recon_rec k
                  ON k.gtin = q.gtin AND k.serial = q.serial AND k.kind = 'service_completion'
-                AND coalesce(k.payload->>'reference', '') = coalesce(q.payload->>'reference', '')
+                AND coalesce(k.reference, '') = coalesce(q.reference, '')
                 AND k.occurred_at >= q.occurred_at AND k.occurred_at <= %s
-               WHERE q.kind = 'service_request' AND coalesce(q.payload->>'status', 'open') IN ('open', 'in_progress')""",
+               WHERE q.kind = 'service_request' AND coalesce(q.status, 'open') IN ('open', 'in_progress')""",
             [sla_cutoff],
         )
         self._found(
             """SELECT 'service_overdue', true, q.gtin, q.serial, q.customer_id, 'service_overdue:' || q.id,
-                      jsonb_build_object('sla_days', %s::int, 'reference', q.payload->>'reference'),
+                      jsonb_build_object('sla_days', %s::int, 'reference', q.reference),
                       ARRAY[q.id], ARRAY['request']
                FROM recon_rec q
-               WHERE q.kind = 'service_request' AND coalesce(q.payload->>'status', 'open') IN ('open', 'in_progress')
+               WHERE q.kind = 'service_request' AND coalesce(q.status, 'open') IN ('open', 'in_progress')
                  AND q.occurred_at <= %s
                  AND NOT EXISTS (SELECT 1 FROM recon_rec v WHERE v.kind IN ('service_visit', 'service_completion')
                                  AND v.gtin = q.gtin AND v.serial = q.serial AND v.occurred_at >= q.occurred_at
-                                 AND coalesce(v.payload->>'reference', '') = coalesce(q.payload->>'reference', ''))""",
+                                 AND coalesce(v.reference, '') = coalesce(q.reference, ''))""",
             [settings.RECON_SERVICE_SLA_DAYS, sla_cutoff],
         )
 
     def loyalty(self):
         self._found(
             """SELECT 'accrual_not_reversed', true, a.gtin, a.serial, a.customer_id, 'not_reversed:' || a.id,
-                      jsonb_build_object('points', (a.payload->>'points')::int, 'sale_reference', a.payload->>'sale_reference'),
+                      jsonb_build_object('points', (a.points)::int, 'sale_reference', a.sale_reference),
                       ARRAY[a.id, x.id], ARRAY['accrual', 'return']
                FROM recon_rec a JOIN recon_rec x
-                 ON x.side = a.side AND x.kind = 'return' AND x.payload->>'sale_reference' = a.payload->>'sale_reference'
-               WHERE a.kind = 'loyalty_accrual' AND (a.payload->>'points')::int > 0
-                 AND coalesce(a.payload->>'sale_reference', '') <> ''
+                 ON x.side = a.side AND x.kind = 'return' AND x.sale_reference = a.sale_reference
+               WHERE a.kind = 'loyalty_accrual' AND (a.points)::int > 0
+                 AND coalesce(a.sale_reference, '') <> ''
                  AND NOT EXISTS (SELECT 1 FROM recon_rec v WHERE v.side = a.side AND v.kind = 'loyalty_accrual'
-                                 AND v.payload->>'sale_reference' = a.payload->>'sale_reference'
-                                 AND (v.payload->>'points')::int < 0)"""
+                                 AND v.sale_reference = a.sale_reference
+                                 AND (v.points)::int < 0)"""
         )
         self._found(
             """SELECT 'double_credit', true, a.gtin, a.serial, a.customer_id, 'double_credit:' || a.id || ':' || b.id,
-                      jsonb_build_object('retailer_points', (a.payload->>'points')::int,
-                                         'manufacturer_points', (b.payload->>'points')::int),
+                      jsonb_build_object('retailer_points', (a.points)::int,
+                                         'manufacturer_points', (b.points)::int),
                       ARRAY[a.id, b.id], ARRAY['retailer accrual', 'manufacturer accrual']
                FROM recon_rec a JOIN recon_rec b
                  ON b.side = 'M' AND b.kind = 'loyalty_accrual' AND b.gtin = a.gtin AND b.serial = a.serial
-                AND coalesce(b.payload->>'reason', 'purchase') = 'purchase' AND (b.payload->>'points')::int > 0
+                AND coalesce(b.reason, 'purchase') = 'purchase' AND (b.points)::int > 0
                WHERE a.side = 'R' AND a.kind = 'loyalty_accrual' AND a.gtin <> ''
-                 AND coalesce(a.payload->>'reason', 'purchase') = 'purchase' AND (a.payload->>'points')::int > 0"""
+                 AND coalesce(a.reason, 'purchase') = 'purchase' AND (a.points)::int > 0"""
         )
         self._found(
             """SELECT 'redemption_exceeds_balance', true, '', '', t.customer_id, 'overdrawn:' || t.id,
                       jsonb_build_object('balance_after', t.balance), ARRAY[t.id], ARRAY['redemption']
                FROM (SELECT id, kind, customer_id,
-                            sum(CASE WHEN kind = 'loyalty_redemption' THEN -(payload->>'points')::int
-                                     ELSE (payload->>'points')::int END)
+                            sum(CASE WHEN kind = 'loyalty_redemption' THEN -(points)::int
+                                     ELSE points::int END)
                               OVER (PARTITION BY side, customer_id ORDER BY occurred_at, id) AS balance
                      FROM recon_rec WHERE kind IN ('loyalty_accrual', 'loyalty_redemption')
-                       AND customer_id IS NOT NULL) t
-               WHERE t.kind = 'loyalty_redemption' AND t.balance < 0"""
+                       AND customer_id IS NOT NULL {ledgers}) t
+               WHERE t.kind = 'loyalty_redemption' AND t.balance < 0""".format(
+                # a customer's whole ledger, or none of it: records on re-checked units alone
+                # would be a partial ledger
+                ledgers=""
+                if self.full
+                else "AND customer_id IN (SELECT customer_id FROM recon_customers)"
+            )
         )
 
     def maker_only(self):
         """Registrations and claims of the manufacturer with no sale that it may see from any
         retailer: the manufacturer's own records, in its own queue."""
+        own_kinds = ["warranty_registration", "warranty_claim"]
         own = self._restrict(
             visible_records(partner=self.m, at=self.now)
-            .filter(submitted_by_id=self.m.pk, kind__in=["warranty_registration", "warranty_claim"])
-            .queryset
+            .filter(submitted_by_id=self.m.pk, kind__in=own_kinds)
+            .queryset,
+            submitted_by=self.m.pk,
+            kinds=own_kinds,
         )
-        any_sale = self._restrict(
-            visible_records(partner=self.m, at=self.now).filter(kind="sale").queryset
+        # The sales of this retailer that the manufacturer may see are in recon_rec already;
+        # only the other partners' are read here.
+        other_sale = self._restrict(
+            visible_records(partner=self.m, at=self.now)
+            .filter(kind="sale")
+            .exclude(submitted_by_id=self.r.pk)
+            .queryset,
+            kinds=["sale"],
+            other_than=self.r.pk,
         )
         sql_own, params_own = _queryset_sql(own)
-        sql_sale, params_sale = _queryset_sql(any_sale)
+        sql_sale, params_sale = _queryset_sql(other_sale)
         columns = ", ".join(REC_COLUMNS)
         self.sql(
             f"CREATE TEMP TABLE recon_own ON COMMIT DROP AS SELECT * FROM ({sql_own}) o ({columns})",
             params_own,
         )
         self.sql(
-            f"CREATE TEMP TABLE recon_any_sale ON COMMIT DROP AS SELECT DISTINCT gtin, serial FROM ({sql_sale}) s ({columns})",
+            f"CREATE TEMP TABLE recon_other_sale ON COMMIT DROP AS SELECT DISTINCT gtin, serial FROM ({sql_sale}) s ({columns})",
             params_sale,
         )
-        self.sql("CREATE INDEX ON recon_any_sale (gtin, serial)")
+        self.sql("CREATE INDEX ON recon_other_sale (gtin, serial)")
+        self.sql("ANALYZE recon_other_sale")
         grace_cutoff = self.now - timedelta(days=settings.RECON_REGISTRATION_GRACE_DAYS)
         self._found(
             """SELECT CASE kind WHEN 'warranty_claim' THEN 'claim_without_sale' ELSE 'registration_without_sale' END,
@@ -460,7 +636,9 @@ class _Run:
                       ARRAY[CASE kind WHEN 'warranty_claim' THEN 'claim' ELSE 'registration' END]
                FROM recon_own g
                WHERE (g.kind = 'warranty_claim' OR g.occurred_at <= %s)
-                 AND NOT EXISTS (SELECT 1 FROM recon_any_sale a WHERE a.gtin = g.gtin AND a.serial = g.serial)""",
+                 AND NOT EXISTS (SELECT 1 FROM recon_rec s WHERE s.side = 'R' AND s.kind = 'sale'
+                                 AND s.gtin = g.gtin AND s.serial = g.serial)
+                 AND NOT EXISTS (SELECT 1 FROM recon_other_sale a WHERE a.gtin = g.gtin AND a.serial = g.serial)""",
             [grace_cutoff],
         )
 
@@ -472,46 +650,71 @@ class _Run:
         self.sql("CREATE INDEX ON recon_found (key)")
         self.sql("ANALYZE recon_found")
         severity_cases = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in SEVERITY.items())
-        self.cursor.execute(
-            f"""INSERT INTO reconciliation_discrepancy
-                  (id, manufacturer_id, retailer_id, kind, severity, key, gtin, serial, customer_id, detail, status,
-                   opened_at, updated_at, opened_by_run_id)
-                SELECT gen_random_uuid(), %s, CASE WHEN f.pair THEN %s::uuid END, f.kind,
-                       CASE f.kind {severity_cases} ELSE 'medium' END, f.key, f.gtin, f.serial, f.customer_id,
-                       f.detail, 'open', %s, %s, %s
-                FROM (SELECT DISTINCT ON (pair, key) * FROM recon_found ORDER BY pair, key) f
-                ON CONFLICT (manufacturer_id, retailer_id, key) DO NOTHING
-                RETURNING id""",
-            [m, r, self.now, self.now, self.run.pk],
+        # One statement opens the new findings with their "opened" note and their evidence
+        # (a new discrepancy has no evidence yet: plain inserts, in the order of the keys).
+        self.sql(
+            'CREATE TEMP TABLE recon_opened (id uuid, key text COLLATE "C", pair boolean) ON COMMIT DROP'
+        )
+        self.sql(
+            f"""WITH opened AS (
+                  INSERT INTO reconciliation_discrepancy
+                    (id, manufacturer_id, retailer_id, kind, severity, key, gtin, serial, customer_id, detail,
+                     status, opened_at, updated_at, opened_by_run_id)
+                  SELECT gen_random_uuid(), %s, CASE WHEN f.pair THEN %s::uuid END, f.kind,
+                         CASE f.kind {severity_cases} ELSE 'medium' END, f.key, f.gtin, f.serial, f.customer_id,
+                         f.detail, 'open', %s, %s, %s
+                  FROM (SELECT DISTINCT ON (pair, key) * FROM recon_found ORDER BY pair, key) f
+                  ORDER BY f.pair, f.key
+                  ON CONFLICT (manufacturer_id, retailer_id, key) DO NOTHING
+                  RETURNING id, key, retailer_id IS NOT NULL AS pair),
+                kept AS (INSERT INTO recon_opened SELECT * FROM opened),
+                notes AS (
+                  INSERT INTO reconciliation_discrepancynote (discrepancy_id, action, text, created_at)
+                  SELECT id, 'opened', '', %s FROM opened),
+                evidence AS (
+                  INSERT INTO reconciliation_discrepancyevidence (discrepancy_id, record_id, role)
+                  SELECT DISTINCT ON (o.id, e.record_id) o.id, e.record_id, e.role
+                  FROM opened o JOIN recon_found f ON f.key = o.key AND f.pair = o.pair
+                  CROSS JOIN LATERAL unnest(f.evidence, f.roles) AS e(record_id, role)
+                  ORDER BY o.id, e.record_id)
+                SELECT id FROM opened""",
+            [m, r, self.now, self.now, self.run.pk, self.now],
         )
         opened = [row[0] for row in self.cursor.fetchall()]
-        self.sql(
-            """INSERT INTO reconciliation_discrepancyevidence (discrepancy_id, record_id, role)
-               SELECT d.id, e.record_id, e.role
-               FROM recon_found f
-               CROSS JOIN LATERAL unnest(f.evidence, f.roles) AS e(record_id, role)
-               JOIN reconciliation_discrepancy d
-                 ON d.manufacturer_id = %s AND d.retailer_id IS NOT DISTINCT FROM (CASE WHEN f.pair THEN %s::uuid END)
-                AND d.key = f.key
-               ON CONFLICT (discrepancy_id, record_id) DO NOTHING""",
-            [m, r],
-        )
-        if opened:
+        self.sql("CREATE INDEX ON recon_opened (key)")
+        self.sql("ANALYZE recon_opened")
+        # Findings already open (or resolved, or dismissed) may have new evidence (another
+        # claim on the unit): two statements, so that each joins on the whole unique key.
+        for pair, retailer in ((True, r), (False, None)):
             self.sql(
-                """INSERT INTO reconciliation_discrepancynote (discrepancy_id, action, text, created_at)
-                   SELECT unnest(%s::uuid[]), 'opened', '', %s""",
-                [opened, self.now],
+                f"""INSERT INTO reconciliation_discrepancyevidence (discrepancy_id, record_id, role)
+                    SELECT d.id, e.record_id, e.role
+                    FROM recon_found f
+                    CROSS JOIN LATERAL unnest(f.evidence, f.roles) AS e(record_id, role)
+                    JOIN reconciliation_discrepancy d
+                      ON d.manufacturer_id = %s AND d.retailer_id {"= %s" if pair else "IS NULL"}
+                     AND d.key = f.key
+                    WHERE f.pair = %s
+                      AND NOT EXISTS (SELECT 1 FROM recon_opened o WHERE o.key = f.key AND o.pair = f.pair)
+                    ON CONFLICT (discrepancy_id, record_id) DO NOTHING""",
+                [m, retailer, pair] if pair else [m, pair],
             )
-        # What no longer holds on the re-evaluated units and customers resolves itself.
-        scope = (
-            ""
-            if self.full
-            else (
-                " AND ((d.gtin, d.serial) IN (SELECT gtin, serial FROM recon_units)"
-                " OR d.customer_id IN (SELECT customer_id FROM recon_customers))"
+        # What no longer holds on the re-evaluated units and customers resolves itself; an
+        # incremental run looks only at the findings of its units (and ledger findings of its
+        # customers), through the unit and customer indexes.
+        scope, params = "", []
+        if not self.full:
+            scope = """AND d.id IN (
+                SELECT x.id FROM recon_unit u JOIN reconciliation_discrepancy x
+                  ON x.gtin = u.gtin AND x.serial = u.serial
+                UNION ALL
+                SELECT x.id FROM recon_customers c JOIN reconciliation_discrepancy x
+                  ON x.customer_id = c.customer_id AND x.kind = ANY(%s))"""
+            params = [list(CUSTOMER_FINDINGS)]
+        else:
+            self.sql(
+                "ANALYZE reconciliation_discrepancy (manufacturer_id, retailer_id, status, key)"
             )
-        )
-        self.sql("ANALYZE reconciliation_discrepancy")
         self.cursor.execute(
             f"""UPDATE reconciliation_discrepancy d SET status = 'resolved', updated_at = %s
                 WHERE d.manufacturer_id = %s AND (d.retailer_id = %s OR d.retailer_id IS NULL) AND d.status = 'open'
@@ -519,7 +722,7 @@ class _Run:
                                   AND (CASE WHEN f.pair THEN %s::uuid END) IS NOT DISTINCT FROM d.retailer_id)
                   {scope}
                 RETURNING d.id""",
-            [self.now, m, r, r],
+            [self.now, m, r, r, *params],
         )
         resolved = [row[0] for row in self.cursor.fetchall()]
         if resolved:
@@ -529,7 +732,7 @@ class _Run:
                 [resolved, self.now],
             )
         self.counts.update(
-            found=self.sql("SELECT 1 FROM recon_found"),
+            found=self.count("recon_found"),
             opened=len(opened),
             auto_resolved=len(resolved),
             opened_ids=[str(i) for i in opened],
@@ -537,6 +740,16 @@ class _Run:
 
     def watermark(self):
         self.state.record_watermark = max(self.state.record_watermark, self.upto)
+        self.state.xact_horizon = self.horizon
         self.state.time_watermark = self.now
+        self.state.agreement = self.agreement
         self.state.updated_at = self.now
-        self.state.save(update_fields=["record_watermark", "time_watermark", "updated_at"])
+        self.state.save(
+            update_fields=[
+                "record_watermark",
+                "xact_horizon",
+                "time_watermark",
+                "agreement",
+                "updated_at",
+            ]
+        )

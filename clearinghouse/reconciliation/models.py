@@ -14,13 +14,21 @@ from partners.tenancy import PartnerScopedManager
 
 
 class PairState(models.Model):
-    """Where the last run of a pair stopped: records up to ``record_watermark`` and time-based
-    rules up to ``time_watermark`` are reconciled."""
+    """Where the last run of a pair stopped: records up to ``record_watermark``, time-based
+    rules up to ``time_watermark`` and consent changes up to then are reconciled, under the
+    agreement described by ``agreement``."""
 
     manufacturer = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="+")
     retailer = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="+")
     record_watermark = models.BigIntegerField(default=0)
+    # The oldest transaction (64-bit id) still open when the last run read the records: only a
+    # record it or a later transaction wrote can have committed after that run with an id below
+    # the watermark, so only those of the overlap are read again.
+    xact_horizon = models.BigIntegerField(null=True, blank=True)
     time_watermark = models.DateTimeField(null=True, blank=True)
+    # The pair's agreement as the last run saw it (id, status, version in force): a run that
+    # finds it changed re-evaluates everything.
+    agreement = models.CharField(max_length=120, blank=True)
     updated_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -67,6 +75,16 @@ class ReconciliationRun(models.Model):
         return f"run {self.pk} {self.status}"
 
 
+# The result tables below are written in bulk by one set-based statement per rule, from rows the
+# run has just read in the same transaction, and referenced rows are never deleted by SQL
+# (records are tombstoned, customers erased in place; deleting a partner, run or discrepancy goes
+# through the ORM, whose ``on_delete`` still applies). A database foreign-key check on every
+# written row would cost more than the rule that wrote it (one trigger and one locked row per
+# reference, at commit), so these references are ``db_constraint=False``. Unique keys stay in
+# the database: they are what makes runs idempotent.
+BULK = {"db_constraint": False}
+
+
 class RecordLink(models.Model):
     """Two records about the same thing: a sale and its registration, a request and its visit."""
 
@@ -77,14 +95,19 @@ class RecordLink(models.Model):
         REQUEST_COMPLETION = "request_completion", "Service request ↔ completion"
 
     kind = models.CharField(max_length=24, choices=Kind.choices)
-    from_record = models.ForeignKey(InteractionRecord, on_delete=models.CASCADE, related_name="+")
-    to_record = models.ForeignKey(InteractionRecord, on_delete=models.CASCADE, related_name="+")
+    # from_record: the unique key below starts with it
+    from_record = models.ForeignKey(
+        InteractionRecord, on_delete=models.CASCADE, related_name="+", db_index=False, **BULK
+    )
+    to_record = models.ForeignKey(
+        InteractionRecord, on_delete=models.CASCADE, related_name="+", **BULK
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["kind", "from_record", "to_record"], name="record_link_unique"
+                fields=["from_record", "to_record", "kind"], name="record_link_unique"
             )
         ]
 
@@ -121,24 +144,41 @@ class Discrepancy(models.Model):
         DISMISSED = "dismissed", "Dismissed"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    manufacturer = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="+")
+    # manufacturer and retailer: the unique key and the queue indexes start with them
+    manufacturer = models.ForeignKey(
+        Partner, on_delete=models.CASCADE, related_name="+", db_index=False, **BULK
+    )
     retailer = models.ForeignKey(
-        Partner, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+        Partner,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
+        **BULK,
     )
     kind = models.CharField(max_length=40)
     severity = models.CharField(max_length=8, choices=[(s, s) for s in SEVERITIES])
-    key = models.CharField(max_length=300)
-    gtin = models.CharField(max_length=14, blank=True)
-    serial = models.CharField(max_length=64, blank=True)
+    # Identifiers, compared byte by byte: the unique key and the unit index take a run's
+    # hundreds of thousands of findings without a locale-aware comparison per index step.
+    key = models.CharField(max_length=300, db_collation="C")
+    gtin = models.CharField(max_length=14, blank=True, db_collation="C")
+    serial = models.CharField(max_length=64, blank=True, db_collation="C")
     customer = models.ForeignKey(
-        Customer, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        Customer, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", **BULK
     )
     detail = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
     opened_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
     opened_by_run = models.ForeignKey(
-        ReconciliationRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        ReconciliationRun,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
+        **BULK,
     )
     records = models.ManyToManyField(
         InteractionRecord, through="DiscrepancyEvidence", related_name="+"
@@ -178,8 +218,13 @@ class Discrepancy(models.Model):
 
 
 class DiscrepancyEvidence(models.Model):
-    discrepancy = models.ForeignKey(Discrepancy, on_delete=models.CASCADE, related_name="evidence")
-    record = models.ForeignKey(InteractionRecord, on_delete=models.CASCADE, related_name="+")
+    # discrepancy: the unique key starts with it
+    discrepancy = models.ForeignKey(
+        Discrepancy, on_delete=models.CASCADE, related_name="evidence", db_index=False, **BULK
+    )
+    record = models.ForeignKey(
+        InteractionRecord, on_delete=models.CASCADE, related_name="+", **BULK
+    )
     role = models.CharField(max_length=30)
 
     class Meta:
@@ -202,22 +247,38 @@ class DiscrepancyNote(models.Model):
         REOPENED = "reopened", "Reopened"
         AUTO_RESOLVED = "auto_resolved", "Resolved by reconciliation"
 
-    discrepancy = models.ForeignKey(Discrepancy, on_delete=models.CASCADE, related_name="notes")
+    discrepancy = models.ForeignKey(
+        Discrepancy, on_delete=models.CASCADE, related_name="notes", **BULK
+    )
     action = models.CharField(max_length=16, choices=Action.choices)
+    # Who acted: empty on the notes a run writes in bulk, so indexed only where set.
     partner = models.ForeignKey(
-        Partner, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        Partner, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
     user = models.ForeignKey(
-        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
     credential = models.ForeignKey(
-        ApiCredential, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        ApiCredential,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
     )
     text = models.TextField(blank=True, max_length=2000)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["created_at", "id"]
+        indexes = [
+            models.Index(
+                fields=[name],
+                condition=Q(**{f"{name}__isnull": False}),
+                name=f"discrepancynote_{name}",
+            )
+            for name in ("partner", "user", "credential")
+        ]
 
     def __str__(self):
         return f"{self.action} on {self.discrepancy_id}"

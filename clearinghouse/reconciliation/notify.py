@@ -35,16 +35,19 @@ def _payload(partner, discrepancy):
     }
 
 
-def _emit(ids, event_type, chunk=500):
+def _emit(ids, event_type, chunk=500, parties=None):
     """Look at the discrepancies only for parties that subscribed, a chunk at a time: a full run
-    may open hundreds of thousands of findings."""
-    pairs = (
-        Discrepancy.objects.unscoped()
-        .filter(pk__in=ids)
-        .values_list("manufacturer_id", "retailer_id")
-        .distinct()
-    )
-    party_ids = {p for pair in pairs for p in pair if p is not None}
+    may open hundreds of thousands of findings. ``parties``: the partners the discrepancies can
+    concern, when the caller knows them (a run knows its pair), so that nobody reads the ids."""
+    if parties is None:
+        pairs = (
+            Discrepancy.objects.unscoped()
+            .filter(pk__in=ids)
+            .values_list("manufacturer_id", "retailer_id")
+            .distinct()
+        )
+        parties = {p for pair in pairs for p in pair if p is not None}
+    party_ids = set(parties)
     # Unscoped on purpose: the parties of these discrepancies, to ask whether they listen.
     for partner in Partner.objects.unscoped().filter(pk__in=party_ids):
         if not webhook_subscribed(partner=partner, event_type=event_type):
@@ -61,8 +64,8 @@ def _emit(ids, event_type, chunk=500):
                 )
 
 
-def discrepancies_opened(ids):
-    _emit(ids, "discrepancy.opened")
+def discrepancies_opened(ids, parties=None):
+    _emit(ids, "discrepancy.opened", parties=parties)
 
 
 def discrepancies_updated(ids):

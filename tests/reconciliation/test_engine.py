@@ -3,15 +3,21 @@
 from datetime import timedelta
 
 import pytest
+from django.db.models import F
 from django.utils import timezone
 
-from clearinghouse.reconciliation.engine import reconcile_pair
+from clearinghouse.reconciliation.engine import CHANGE_OVERLAP, reconcile_pair
 from clearinghouse.reconciliation.models import Discrepancy, ReconciliationRun, RecordLink
 from clearinghouse.reconciliation.selectors import discrepancies_visible
 from clearinghouse.records.services import records_ingest
 from consent import services as consent_services
 from consent.models import ConsentGrant
-from partners.agreements.services import agreement_countersign, agreement_propose
+from partners.agreements.services import (
+    agreement_countersign,
+    agreement_propose,
+    agreement_suspend,
+)
+from partners.models import SharingAgreement
 from tests.records.conftest import GTIN, consent, registration, sale
 
 M2R, R2M = "manufacturer_to_retailer", "retailer_to_manufacturer"
@@ -298,3 +304,178 @@ def test_runs_are_recorded_with_counts_and_durations(world):
 
 def test_unit_key_uses_gtin14():
     assert len(GTIN) == 14
+
+
+def _results():
+    """Open findings with their evidence, and links: what a run leaves behind."""
+    from clearinghouse.reconciliation.models import DiscrepancyEvidence, PairState
+
+    assert PairState.objects.exists()
+    return (
+        sorted(Discrepancy.objects.filter(status="open").values_list("kind", "key")),
+        sorted(
+            DiscrepancyEvidence.objects.filter(discrepancy__status="open").values_list(
+                "discrepancy__key", "record_id", "role"
+            )
+        ),
+        sorted(RecordLink.objects.values_list("kind", "from_record_id", "to_record_id")),
+    )
+
+
+def test_a_sequence_of_incremental_runs_ends_where_one_full_run_does(world):
+    from clearinghouse.reconciliation.models import PairState
+
+    def row(make, ext, days, kind, payload, **kw):
+        return {**make(ext, occurred_at=world.days(days), **kw), "kind": kind, "payload": payload}
+
+    def redemption(ext, days, points, email="alice@example.org"):
+        return {
+            "external_id": ext,
+            "kind": "loyalty_redemption",
+            "occurred_at": world.days(days),
+            "customer": {"kind": "email", "value": email},
+            "payload": {"points": points},
+        }
+
+    bought_long_ago = (timezone.now() - timedelta(days=140)).date().isoformat()
+    batches = [
+        (
+            world.shop,
+            sale("S-1", occurred_at=world.days(100)),
+            sale("S-2", serial="SN-2", occurred_at=world.days(100)),
+            sale("S-3", serial="SN-3", occurred_at=world.days(60), email="bob@example.org"),
+            row(sale, "A-1", 50, "loyalty_accrual", {"points": 500, "sale_reference": "S-1"}),
+            redemption("RD-1", 30, 300),
+        ),
+        (
+            world.maker,
+            registration("W-1", occurred_at=world.days(99), payload={"warranty_months": 24}),
+            registration(
+                "W-2",
+                serial="SN-2",
+                occurred_at=world.days(99),
+                payload={"warranty_months": 24, "purchase_date": bought_long_ago},
+            ),
+            registration("W-9", serial="SN-9", occurred_at=world.days(90)),
+        ),
+        (
+            world.maker,
+            row(registration, "C-1", 61, "warranty_claim", {"fault": "pump"}, serial="SN-3"),
+            row(registration, "C-2", 10, "warranty_claim", {"fault": "pump"}, serial="SN-3"),
+            row(
+                registration,
+                "K-1",
+                35,
+                "service_completion",
+                {"reference": "CASE-1", "resolution": "fixed"},
+            ),
+            row(registration, "MA-1", 49, "loyalty_accrual", {"points": 100, "reason": "purchase"}),
+        ),
+        (
+            world.shop,
+            row(sale, "X-1", 20, "return", {"sale_reference": "S-1"}),
+            row(
+                sale,
+                "R-1",
+                40,
+                "service_request",
+                {"issue": "noise", "status": "open", "reference": "CASE-1"},
+            ),
+            redemption("RD-2", 10, 900),
+            sale("S-9", serial="SN-9", occurred_at=world.days(95), email="bob@example.org"),
+        ),
+        (
+            world.shop,
+            row(sale, "A-2", 15, "loyalty_accrual", {"points": -500, "sale_reference": "S-1"}),
+            redemption("RD-3", 5, 50, email="bob@example.org"),
+        ),
+    ]
+    for n, (partner, *rows) in enumerate(batches):
+        put(partner, *rows)
+        if n == 0:  # the customers exist once a partner has sent their records
+            give_consents(world)
+            give_consents(world, email="bob@example.org")
+        run(world)
+    incremental = _results()
+    assert {kind for kind, _ in incremental[0]} >= {
+        "registration_date_mismatch",
+        "claim_before_sale",
+        "repeated_claims",
+        "double_credit",
+        "redemption_exceeds_balance",
+    }
+    assert Discrepancy.objects.filter(status="resolved").exists()  # e.g. the registration's sale
+
+    Discrepancy.objects.all().delete()
+    RecordLink.objects.all().delete()
+    PairState.objects.all().delete()
+    assert run(world, full=True).from_record == 0
+    assert _results() == incremental
+
+
+def _consented_long_ago():
+    """Date the grants back beyond the window in which runs look again at consent changes."""
+    ConsentGrant.objects.update(granted_at=F("granted_at") - CHANGE_OVERLAP * 2)
+
+
+def test_the_overlap_reads_again_only_what_the_last_run_could_not_see(world):
+    from django.db import connection
+
+    from clearinghouse.reconciliation.models import PairState
+
+    put(world.shop, sale("S-1", occurred_at=world.days(100)))
+    give_consents(world)
+    _consented_long_ago()
+    run(world)
+    put(world.maker, registration("W-1", occurred_at=world.days(99)))
+    with connection.cursor() as cursor:  # W-1's id, and the 64-bit id of the transaction wrote it
+        cursor.execute(
+            """SELECT id, (pg_current_xact_id()::text::bigint >> 32 << 32) + xmin::text::bigint
+               FROM records_interactionrecord WHERE external_id = 'W-1'"""
+        )
+        record_id, writer = cursor.fetchone()
+    # As if the last run had read up to W-1 after W-1's transaction committed: nothing to redo.
+    PairState.objects.update(record_watermark=record_id, xact_horizon=writer + 1)
+    run(world)
+    assert not RecordLink.objects.exists()
+    # As if W-1's transaction had still been open then: W-1 is read again from the overlap.
+    PairState.objects.update(record_watermark=record_id, xact_horizon=writer)
+    run(world)
+    assert RecordLink.objects.filter(kind="sale_registration").count() == 1
+
+
+def test_a_consent_given_after_a_run_brings_its_records_into_the_next_one(world):
+    put(world.shop, sale("S-1", occurred_at=world.days(100)))
+    first = run(world)  # no consent yet: the maker may not see the sale
+    assert kinds() == [] and first.counts["records_considered"] == 0
+    give_consents(world)  # Alice's consent, long after her sale arrived
+    second = run(world)
+    assert second.counts["consents_changed"] >= 1  # an incremental run
+    assert kinds() == ["sale_without_registration"]
+
+
+def test_a_withdrawn_consent_resolves_what_only_its_records_showed(world):
+    put(world.shop, sale("S-1", occurred_at=world.days(100)))
+    give_consents(world)
+    run(world)
+    assert kinds() == ["sale_without_registration"]
+    _consented_long_ago()
+    run(world)
+    consent_services.consent_revoke(
+        grant=ConsentGrant.objects.get(grantee=world.maker, purpose="warranty")
+    )
+    third = run(world)
+    assert "units_rechecked" in third.counts and third.counts["auto_resolved"] == 1
+    assert kinds() == [] and kinds("resolved") == ["sale_without_registration"]
+
+
+def test_a_change_to_the_agreement_makes_the_next_run_a_full_one(world):
+    put(world.shop, sale("S-1", occurred_at=world.days(100)))
+    give_consents(world)
+    run(world)
+    assert "units_rechecked" in run(world).counts  # incremental
+    agreement = SharingAgreement.objects.get()
+    agreement_suspend(agreement=agreement, partner=world.maker, actor=world.maker_admin)
+    suspended = run(world)
+    assert "units_rechecked" not in suspended.counts and suspended.counts["auto_resolved"] == 1
+    assert "units_rechecked" in run(world).counts  # incremental again while nothing changes

@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from clearinghouse.records.api.views import request_id
 from partners.api.authentication import request_actor
 from partners.api.base import PartnerScopedViewSet
+from partners.api.params import choice_param
 from partners.models import Scope
 
 from .. import selectors, services
@@ -76,6 +77,13 @@ class RunSerializer(serializers.Serializer):
     counts = serializers.DictField()
 
 
+FILTERS = {
+    "status": [s.value for s in Discrepancy.Status],
+    "kind": list(SEVERITY),
+    "severity": ["low", "medium", "high"],
+}
+
+
 class DiscrepancyViewSet(mixins.ListModelMixin, PartnerScopedViewSet):
     """The discrepancy queue both parties work. A discrepancy whose evidence you may not see (any
     more) is not shown to you."""
@@ -88,22 +96,20 @@ class DiscrepancyViewSet(mixins.ListModelMixin, PartnerScopedViewSet):
     def scoped_queryset(self, partner):
         queryset = selectors.discrepancies_visible(partner=partner)
         params = self.request.query_params
-        for name, choices in (
-            ("status", [s.value for s in Discrepancy.Status]),
-            ("kind", list(SEVERITY)),
-            ("severity", ["low", "medium", "high"]),
-        ):
-            value = params.get(name)
-            if value:
-                if value not in choices:
-                    raise exceptions.ValidationError({name: f"must be one of {', '.join(choices)}"})
-                queryset = queryset.filter(**{name: value})
+        if self.action == "list":
+            for name, choices in FILTERS.items():
+                value = choice_param(self.request, name, choices)
+                if value:
+                    queryset = queryset.filter(**{name: value})
         if params.get("serial"):
             queryset = queryset.filter(serial=params["serial"][:64])
         return queryset
 
     @extend_schema(
-        parameters=[OpenApiParameter(n, str) for n in ("status", "kind", "severity", "serial")]
+        parameters=[
+            *(OpenApiParameter(name, str, enum=choices) for name, choices in FILTERS.items()),
+            OpenApiParameter("serial", str),
+        ]
     )
     def list(self, request, *args, **kwargs):
         return super().list(request, *args, **kwargs)
@@ -158,7 +164,7 @@ class DiscrepancyViewSet(mixins.ListModelMixin, PartnerScopedViewSet):
     def reopen(self, request, pk=None):
         return self._transition(request, "reopen")
 
-    @extend_schema(request=CommentSerializer, responses=DiscrepancyDetailSerializer)
+    @extend_schema(request=CommentSerializer, responses={201: DiscrepancyDetailSerializer})
     @action(detail=True, methods=["post"])
     def comments(self, request, pk=None):
         body = CommentSerializer(data=request.data)
