@@ -16,6 +16,7 @@ class RuleForm(forms.Form):
     )
     operator = forms.ChoiceField(choices=ServiceRule.Operator.choices)
     conditions = forms.CharField(
+        max_length=10000,
         widget=forms.Textarea(attrs={"rows": 6}),
         help_text='e.g. [{"kind": "threshold", "metric": "drain_pump_current_a", "op": ">", '
         '"value": 1.5, "minutes": 60}]',

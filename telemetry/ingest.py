@@ -1,25 +1,38 @@
-"""Bulk ingest of readings: validate each row, write the good ones with COPY into a temporary
-table and ``INSERT … SELECT … ON CONFLICT DO NOTHING`` into the partitioned table, so a replayed
-batch creates nothing twice. Rows are handled in chunks: memory is bounded by the chunk, not
-the batch."""
+"""Bulk ingest of readings: validate each row, write the good ones with COPY, so that a replayed
+batch creates nothing twice. Rows are handled in chunks: memory is bounded by the chunk, not the
+batch.
+
+The per-row work is the cost that matters at 100,000 readings a second, so a row that is plainly
+valid takes a fast path (type checks, a cached verdict per distinct timestamp string) and only a
+row that fails one of them goes through the full checks, which give the reason. Rows become
+COPY text directly; PostgreSQL parses the timestamps.
+
+A chunk is COPY'd straight into the partitioned table inside a savepoint. A unique violation (a
+replayed or overlapping batch, or a reading repeated within the batch) rolls the savepoint back
+and the chunk goes the slower, duplicate-proof way: COPY into a temporary table, then
+``INSERT … SELECT … ON CONFLICT DO NOTHING``. The rest of that batch goes that way too: a batch
+that repeats one chunk usually repeats all of them."""
 
 import math
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
+from psycopg.errors import UniqueViolation
 
 from clearinghouse.records.ingest import _parse_time
 
 from .catalogue import METRICS
 from .models import Device
-from .partitions import ensure_partitions, month_start, retention_days_for
+from .partitions import ensure_partitions, retention_days_for
 
 FUTURE_TOLERANCE = timedelta(minutes=5)
-CHUNK = 5000
+CHUNK = 10000
 MAX_ERRORS = 100
 FIELDS = {"device", "ts", "metric", "value"}
+# Integers that PostgreSQL's float8 input turns into the same double as Python's float().
+LARGEST_INT = 2**63
 
 
 class BatchTooLarge(Exception):
@@ -28,8 +41,11 @@ class BatchTooLarge(Exception):
 
 @dataclass
 class ReadingBatch:
-    """Feed rows with ``add``; ``finish`` flushes and returns the summary. Runs inside the
-    caller's transaction."""
+    """Feed rows with ``feed``; ``finish`` flushes and returns the summary. Runs inside the
+    caller's transaction.
+
+    Timestamps are kept as canonical UTC ISO text (``datetime.isoformat`` of the UTC moment):
+    fixed-width fields, so comparing the strings compares the moments."""
 
     partner: object
     max_rows: int
@@ -39,34 +55,62 @@ class ReadingBatch:
     count: int = 0
     errors: list = field(default_factory=list)
     pending: list = field(default_factory=list)
-    device_ids: set = field(default_factory=set)
-    first_ts: object = None
-    last_ts: object = None
+    first_ts: str | None = None
+    last_ts: str | None = None
 
     def __post_init__(self):
         self.now = timezone.now()
         self.oldest = self.now - timedelta(days=retention_days_for(self.partner))
         self.known_months = set()
-        self.last_seen = {}  # device id -> newest reading time in this batch
+        self.last_seen = {}  # device id -> newest reading time (text) in this batch
+        self.devices = {}  # serial -> device id, or None when not the partner's device
+        self.times = {}  # timestamp as sent -> canonical text, or (message,) when rejected
+        self.direct = True  # COPY straight into the table until a chunk meets a duplicate
+
+    @property
+    def device_ids(self):
+        return set(self.last_seen)
 
     def _reject(self, index, name, message):
         self.rejected += 1
         if len(self.errors) < MAX_ERRORS:
             self.errors.append({"index": index, "field": name, "message": message})
 
-    def reject(self, message):
-        """A row that could not be parsed (a bad NDJSON line) still takes an index."""
-        self._count()
-        self._reject(self.count - 1, None, message)
+    def feed(self, rows):
+        """Take reading dicts, or ``(None, message)`` for a row that could not be parsed (a bad
+        NDJSON line): it is rejected but still takes an index."""
+        metrics, times, pending = METRICS, self.times, self.pending
+        for row in rows:
+            index = self.count
+            if index >= self.max_rows:
+                raise BatchTooLarge(self.max_rows)
+            self.count = index + 1
+            # The fast path: exactly the four fields (a four-key dict holding all of them has
+            # no other), each of the expected type and plainly valid.
+            if (
+                type(row) is dict
+                and len(row) == 4
+                and type(serial := row.get("device")) is str
+                and 0 < len(serial) <= 64
+                and type(metric := row.get("metric")) is str
+                and metric in metrics
+                and type(ts := row.get("ts")) is str
+                and type(text := times.get(ts) or self._time(ts)) is str
+                and (
+                    (type(value := row.get("value")) is float and value - value == 0.0)
+                    or (type(value) is int and -LARGEST_INT < value < LARGEST_INT)
+                )
+            ):
+                pending.append((index, serial, metric, text, value))
+                if len(pending) >= CHUNK:
+                    self.flush()
+            elif type(row) is tuple:
+                self._reject(index, None, row[1])
+            else:
+                self._check(index, row)
 
-    def _count(self):
-        if self.count >= self.max_rows:
-            raise BatchTooLarge(self.max_rows)
-        self.count += 1
-
-    def add(self, row):
-        self._count()
-        index = self.count - 1
+    def _check(self, index, row):
+        """The full checks, in order; the first that fails gives the row's rejection reason."""
         if not isinstance(row, dict):
             return self._reject(index, None, "each reading must be a JSON object")
         extra = set(row) - FIELDS
@@ -76,50 +120,110 @@ class ReadingBatch:
         if not isinstance(serial, str) or not serial or len(serial) > 64:
             return self._reject(index, "device", "is required: the device's serial number")
         metric = row.get("metric")
-        if metric not in METRICS:
+        if not isinstance(metric, str) or metric not in METRICS:
             return self._reject(index, "metric", f"must be one of {', '.join(METRICS)}")
-        try:
-            ts = _parse_time(row.get("ts"))
-        except ValueError as exc:
-            return self._reject(index, "ts", str(exc))
-        if ts > self.now + FUTURE_TOLERANCE:
-            return self._reject(index, "ts", "is more than 5 minutes in the future")
-        if ts < self.oldest:
-            return self._reject(index, "ts", "is older than your telemetry retention")
+        text = self._time(row.get("ts"))
+        if type(text) is tuple:
+            return self._reject(index, "ts", text[0])
         value = row.get("value")
         if isinstance(value, bool) or not isinstance(value, int | float):
             return self._reject(index, "value", "must be a number")
+        try:
+            value = float(value)
+        except OverflowError:
+            return self._reject(index, "value", "must be a finite number")
         if not math.isfinite(value):
             return self._reject(index, "value", "must be a finite number")
-        self.pending.append((index, serial, metric, ts, float(value)))
+        self.pending.append((index, serial, metric, text, value))
         if len(self.pending) >= CHUNK:
             self.flush()
 
-    def flush(self):
-        rows, self.pending = self.pending, []
-        if not rows:
+    def _time(self, value):
+        """Canonical UTC text of a timestamp, or (reason,); remembered per distinct string."""
+        cacheable = type(value) is str
+        if cacheable and value in self.times:
+            return self.times[value]
+        try:
+            moment = _parse_time(value)
+        except ValueError as exc:
+            verdict = (str(exc),)
+        else:
+            if moment > self.now + FUTURE_TOLERANCE:
+                verdict = ("is more than 5 minutes in the future",)
+            elif moment < self.oldest:
+                verdict = ("is older than your telemetry retention",)
+            else:
+                verdict = moment.isoformat()
+        if cacheable:
+            self.times[value] = verdict
+        return verdict
+
+    def _resolve(self, serials):
+        """Learn the device ids of serials not seen before in this batch."""
+        missing = serials.difference(self.devices)
+        if not missing:
             return
-        devices = dict(
+        # A serial with a NUL character names no device (PostgreSQL cannot even compare it).
+        found = dict(
             Device.objects.for_partner(self.partner)
-            .filter(serial__in={r[1] for r in rows})
+            .filter(serial__in=[s for s in missing if "\x00" not in s])
             .values_list("serial", "id")
         )
-        good = []
-        for index, serial, metric, ts, value in rows:
-            device_id = devices.get(serial)
-            if device_id is None:
+        for serial in missing:
+            self.devices[serial] = found.get(serial)
+
+    def flush(self):
+        rows = self.pending.copy()  # cleared in place: ``feed`` holds on to the list
+        self.pending.clear()
+        if not rows:
+            return
+        self._resolve({r[1] for r in rows})
+        devices, last_seen = self.devices, self.last_seen
+        lines, stamps = [], set()
+        for index, serial, metric, text, value in rows:
+            device = devices[serial]
+            if device is None:
                 # Another manufacturer's device reads exactly like an unknown one.
                 self._reject(index, "device", "is not a device you registered")
                 continue
-            good.append((device_id, metric, ts, value))
-        if good:
-            self._store(good)
+            lines.append(f"{device}\t{metric}\t{text}\t{value!r}\n")
+            stamps.add(text)
+            if text > last_seen.get(device, ""):
+                last_seen[device] = text
+        if lines:
+            self._store("".join(lines).encode(), len(lines), stamps)
 
-    def _store(self, rows):
-        months = {month_start(r[2]) for r in rows} - self.known_months
+    def _store(self, data, count, stamps):
+        months = {(int(s[:4]), int(s[5:7])) for s in stamps} - self.known_months
         if months:
-            ensure_partitions(months)
+            ensure_partitions({datetime(y, m, 1, tzinfo=UTC) for y, m in months})
             self.known_months |= months
+        inserted = self._copy_direct(data, count) if self.direct else None
+        if inserted is None:
+            inserted = self._copy_dedup(data)
+        self.accepted += inserted
+        self.duplicates += count - inserted
+        lo, hi = min(stamps), max(stamps)
+        self.first_ts = lo if self.first_ts is None else min(lo, self.first_ts)
+        self.last_ts = hi if self.last_ts is None else max(hi, self.last_ts)
+
+    def _copy_direct(self, data, count):
+        """COPY into the table; ``None`` (and nothing written) when a row is already there."""
+        try:
+            with (
+                transaction.atomic(),
+                connection.cursor() as cursor,
+                cursor.cursor.copy(
+                    "COPY telemetry_reading (device_id, metric, ts, value) FROM STDIN"
+                ) as copy,
+            ):
+                copy.write(data)
+        except UniqueViolation:
+            self.direct = False
+            return None
+        return count
+
+    def _copy_dedup(self, data):
         with connection.cursor() as cursor:
             cursor.execute(
                 """CREATE TEMP TABLE IF NOT EXISTS telemetry_incoming
@@ -130,24 +234,13 @@ class ReadingBatch:
             with cursor.cursor.copy(
                 "COPY telemetry_incoming (device_id, metric, ts, value) FROM STDIN"
             ) as copy:
-                for row in rows:
-                    copy.write_row(row)
+                copy.write(data)
             cursor.execute(
                 """INSERT INTO telemetry_reading (device_id, metric, ts, value)
                    SELECT device_id, metric, ts, value FROM telemetry_incoming
                    ON CONFLICT (device_id, metric, ts) DO NOTHING"""
             )
-            inserted = cursor.rowcount
-        for device_id, _, ts, _ in rows:
-            seen = self.last_seen.get(device_id)
-            if seen is None or ts > seen:
-                self.last_seen[device_id] = ts
-        self.accepted += inserted
-        self.duplicates += len(rows) - inserted
-        self.device_ids.update(r[0] for r in rows)
-        lo, hi = min(r[2] for r in rows), max(r[2] for r in rows)
-        self.first_ts = lo if self.first_ts is None else min(lo, self.first_ts)
-        self.last_ts = hi if self.last_ts is None else max(hi, self.last_ts)
+            return cursor.rowcount
 
     def _touch_devices(self):
         """last_seen_at once per batch, locking the device rows in id order: two batches for

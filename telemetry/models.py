@@ -1,6 +1,7 @@
 """Devices, their readings (a partitioned table), roll-ups, service rules, signals and the
 prompts a signal puts in front of the customer."""
 
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -170,6 +171,9 @@ class ServiceSignal(models.Model):
     status_changed_at = models.DateTimeField(default=timezone.now)
     evidence = models.JSONField(default=list)
     service_request_ref = models.UUIDField(null=True, blank=True)
+    # Set by the first evaluation that finds the rule no longer holding for the device, cleared
+    # when it holds again; a live signal cleared for TELEMETRY_SIGNAL_CLEAR_MINUTES is resolved.
+    condition_cleared_at = models.DateTimeField(null=True, blank=True)
 
     tenant_path = "device__manufacturer"
     objects = PartnerScopedManager()
@@ -210,3 +214,30 @@ class CustomerPrompt(models.Model):
 
     def __str__(self):
         return f"prompt for SIG-{self.signal_id}"
+
+
+class PendingBatch(models.Model):
+    """The work a committed batch of readings still owes: refresh the roll-ups of the span it
+    touched and evaluate the rules of its devices. Written in the batch's own transaction (an
+    outbox), deleted once the work is done; a task is enqueued after commit, and the minute
+    sweep ``telemetry.sweep_pending_batches`` enqueues any row whose task was lost (Redis away
+    at commit, a restarted Redis that lost its queue). The work is idempotent, so a row done
+    twice changes nothing.
+
+    Rules are evaluated per batch (``rules_done`` then set); roll-ups are refreshed for all of a
+    manufacturer's rows that are past their rules at once, so batches landing in the same hour
+    share one recomputation of it."""
+
+    id = models.BigAutoField(primary_key=True)
+    manufacturer = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="+")
+    device_ids = ArrayField(models.BigIntegerField())
+    first_ts = models.DateTimeField()
+    last_ts = models.DateTimeField()
+    rules_done = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    tenant_path = "manufacturer"
+    objects = PartnerScopedManager()
+
+    def __str__(self):
+        return f"batch {self.pk}: {len(self.device_ids)} devices"

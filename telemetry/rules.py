@@ -91,9 +91,23 @@ def _fetch(sql, params):
     return out
 
 
+# Per device, through the (device_id, metric, ts) index: a lateral lookup for each device keeps
+# the plan an index probe per device and partition whatever the planner believes of freshly
+# written partitions (a join over them could become a scan of every partition).
 _LATEST = """latest AS (
-    SELECT device_id, max(ts) AS at FROM telemetry_reading
-    WHERE device_id = ANY(%(devices)s) AND metric = %(metric)s GROUP BY device_id)"""
+    SELECT d.device_id, m.at
+    FROM unnest(%(devices)s::bigint[]) AS d(device_id),
+         LATERAL (SELECT max(ts) AS at FROM telemetry_reading
+                  WHERE device_id = d.device_id AND metric = %(metric)s) AS m
+    WHERE m.at IS NOT NULL)"""
+
+
+def _window(since):
+    """The device's readings of the metric in (or from) ``since`` up to its latest one."""
+    return f"""latest l, LATERAL (
+        SELECT r.ts, r.value FROM telemetry_reading r
+        WHERE r.device_id = l.device_id AND r.metric = %(metric)s
+          AND r.ts {since} AND r.ts <= l.at) AS r"""  # noqa: S608 (constant SQL fragments only)
 
 
 def _threshold(cond, devices):
@@ -101,10 +115,8 @@ def _threshold(cond, devices):
     sql = f"""
     WITH {_LATEST},
     window_rows AS (
-        SELECT r.device_id, r.ts, r.value, ({beyond}) AS beyond, l.at
-        FROM telemetry_reading r JOIN latest l ON l.device_id = r.device_id
-        WHERE r.metric = %(metric)s
-          AND r.ts BETWEEN l.at - make_interval(mins => %(lookback)s) AND l.at),
+        SELECT l.device_id, r.ts, r.value, ({beyond}) AS beyond, l.at
+        FROM {_window(">= l.at - make_interval(mins => %(lookback)s)")}),
     runs AS (
         SELECT device_id, at,
                max(ts) FILTER (WHERE NOT beyond) AS last_ok,
@@ -136,10 +148,9 @@ def _count(cond, devices):
     sql = f"""
     WITH {_LATEST},
     hits AS (
-        SELECT r.device_id, r.ts, r.value, count(*) OVER (PARTITION BY r.device_id) AS n
-        FROM telemetry_reading r JOIN latest l ON l.device_id = r.device_id
-        WHERE r.metric = %(metric)s AND r.value = %(value)s
-          AND r.ts > l.at - make_interval(mins => %(minutes)s) AND r.ts <= l.at)
+        SELECT l.device_id, r.ts, r.value, count(*) OVER (PARTITION BY l.device_id) AS n
+        FROM {_window("> l.at - make_interval(mins => %(minutes)s)")}
+        WHERE r.value = %(value)s)
     SELECT device_id, ts, %(metric)s, value FROM hits WHERE n >= %(at_least)s
     ORDER BY device_id, ts DESC"""  # noqa: S608 (constant SQL fragments only)
     return _fetch(
@@ -157,9 +168,9 @@ def _count(cond, devices):
 def _cumulative(cond, devices):
     sql = f"""
     WITH {_LATEST}
-    SELECT r.device_id, r.ts, %(metric)s, r.value
-    FROM telemetry_reading r JOIN latest l ON l.device_id = r.device_id AND r.ts = l.at
-    WHERE r.metric = %(metric)s AND r.value >= %(at_least)s"""  # noqa: S608 (constant SQL fragments only)
+    SELECT l.device_id, r.ts, %(metric)s, r.value
+    FROM {_window("= l.at")}
+    WHERE r.value >= %(at_least)s"""  # noqa: S608 (constant SQL fragments only)
     return _fetch(sql, {"devices": devices, "metric": cond["metric"], "at_least": cond["at_least"]})
 
 
@@ -167,15 +178,13 @@ def _rate(cond, devices):
     sql = f"""
     WITH {_LATEST},
     ends AS (
-        SELECT r.device_id,
+        SELECT l.device_id,
                (array_agg(r.ts ORDER BY r.ts))[1] AS t0,
                (array_agg(r.value ORDER BY r.ts))[1] AS v0,
                (array_agg(r.ts ORDER BY r.ts DESC))[1] AS t1,
                (array_agg(r.value ORDER BY r.ts DESC))[1] AS v1
-        FROM telemetry_reading r JOIN latest l ON l.device_id = r.device_id
-        WHERE r.metric = %(metric)s
-          AND r.ts >= l.at - make_interval(mins => %(minutes)s) AND r.ts <= l.at
-        GROUP BY r.device_id)
+        FROM {_window(">= l.at - make_interval(mins => %(minutes)s)")}
+        GROUP BY l.device_id)
     SELECT device_id, t, %(metric)s, v
     FROM ends, LATERAL (VALUES (t0, v0), (t1, v1)) AS e(t, v)
     WHERE t1 > t0 AND (v1 - v0) / (extract(epoch FROM t1 - t0) / 3600.0) > %(per_hour)s"""  # noqa: S608 (constant SQL fragments only)

@@ -1,7 +1,9 @@
 """Writes of telemetry: devices, readings, roll-ups, rules, signals and customer prompts."""
 
 import logging
+from datetime import timedelta
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
@@ -10,11 +12,16 @@ from clearinghouse.records.gtin import normalise_gtin
 from clearinghouse.records.ingest import SERIAL
 
 from .ingest import ReadingBatch
-from .models import CustomerPrompt, Device, ServiceRule, ServiceSignal
+from .models import CustomerPrompt, Device, PendingBatch, ServiceRule, ServiceSignal
 from .rules import rule_matches, validate_conditions
 
 logger = logging.getLogger(__name__)
 DEVICE_FIELDS = {"serial", "gtin", "model_name", "firmware"}
+
+
+def _text(value, max_length):
+    """Text PostgreSQL can store (no NUL character) of at most ``max_length`` characters."""
+    return isinstance(value, str) and len(value) <= max_length and "\x00" not in value
 
 
 def _clean_device(row):
@@ -32,10 +39,10 @@ def _clean_device(row):
     except ValueError as exc:
         errors["gtin"] = f"GTIN {exc}"
     model_name = row.get("model_name")
-    if not isinstance(model_name, str) or not model_name.strip() or len(model_name) > 100:
+    if not _text(model_name, 100) or not model_name.strip():
         errors["model_name"] = "is required: up to 100 characters"
     firmware = row.get("firmware", "")
-    if not isinstance(firmware, str) or len(firmware) > 50:
+    if not _text(firmware, 50):
         errors["firmware"] = "must be text of up to 50 characters"
     if errors:
         return None, errors
@@ -97,28 +104,115 @@ def readings_ingest(*, partner, rows, max_rows):
 
     with transaction.atomic():
         batch = ReadingBatch(partner=partner, max_rows=max_rows)
-        for row in rows:
-            if isinstance(row, tuple):
-                batch.reject(row[1])
-            else:
-                batch.add(row)
+        batch.feed(rows)
         summary = batch.finish()
         if batch.device_ids and summary["accepted"]:
-            ids = sorted(batch.device_ids)
-            span = [batch.first_ts.isoformat(), batch.last_ts.isoformat()]
-            transaction.on_commit(lambda: tasks.refresh_rollups.delay(ids, *span), robust=True)
-            transaction.on_commit(lambda: tasks.evaluate_rules.delay(ids), robust=True)
+            # The outbox row commits with the readings; the task after commit is only the fast
+            # path (see PendingBatch: the sweep does the work when Redis lost the task).
+            pending = PendingBatch.objects.create(
+                manufacturer=partner,
+                device_ids=sorted(batch.device_ids),
+                first_ts=batch.first_ts,
+                last_ts=batch.last_ts,
+            )
+            batch_id = pending.pk
+            transaction.on_commit(lambda: tasks.process_batch.delay(batch_id), robust=True)
     return summary
 
 
-ROLLUP_SQL = """
-INSERT INTO {table} (device_id, metric, bucket, count, min, max, avg, sum)
-SELECT device_id, metric, date_trunc(%(unit)s, ts, 'UTC'), count(*), min(value), max(value),
+def pending_batch_process(*, batch_id):
+    """Do the work a committed batch owes: its rules, then the roll-ups of every batch of its
+    manufacturer that is past its rules (``rollups_pending_refresh``), which deletes their outbox
+    rows. Idempotent: a row already done is gone, and the work itself may run twice. Returns the
+    signals it opened, or None when the row was already done. Rules first: they read the raw
+    readings, not the roll-ups, and a signal should not wait for the charts."""
+    pending = PendingBatch.objects.unscoped().filter(pk=batch_id).first()
+    # Unscoped on purpose: a task holds a batch id; the batch names its own devices.
+    if pending is None:
+        return None
+    opened = []
+    if not pending.rules_done:
+        opened = rules_evaluate(device_ids=pending.device_ids)
+        PendingBatch.objects.unscoped().filter(pk=pending.pk).update(rules_done=True)
+    rollups_pending_refresh(manufacturer_id=pending.manufacturer_id)
+    return opened
+
+
+def rollups_pending_refresh(*, manufacturer_id):
+    """Refresh the roll-ups owed by the manufacturer's batches that are past their rules, and
+    delete their outbox rows, in one transaction. One refresher per manufacturer at a time: while
+    one runs, another returns at once and leaves its rows to the next refresher (the next
+    batch's task, else the minute sweep). Returns how many batches it cleared."""
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_try_advisory_xact_lock(hashtextextended(%s, 0))",
+                [f"telemetry:rollups:{manufacturer_id}"],
+            )
+            if not cursor.fetchone()[0]:
+                return 0
+        due = list(
+            PendingBatch.objects.unscoped()
+            .select_for_update(skip_locked=True)
+            .filter(manufacturer_id=manufacturer_id, rules_done=True)
+            .values_list("pk", "device_ids", "first_ts", "last_ts")
+        )
+        for start, end, devices in _hour_spans(due):
+            rollups_refresh(device_ids=sorted(devices), start=start, end=end)
+        PendingBatch.objects.unscoped().filter(pk__in=[row[0] for row in due]).delete()
+    return len(due)
+
+
+def _hour_spans(batches):
+    """Merge the batches' spans, in whole hours, into disjoint (start hour, end hour, device ids)
+    spans: spans that overlap or touch become one, with the union of their devices."""
+    spans = []
+    hour = timedelta(hours=1)
+    for _, devices, first, last in sorted(batches, key=lambda row: row[2]):
+        start = first.replace(minute=0, second=0, microsecond=0)
+        end = last.replace(minute=0, second=0, microsecond=0)
+        if spans and start <= spans[-1][1] + hour:
+            spans[-1][1] = max(spans[-1][1], end)
+            spans[-1][2].update(devices)
+        else:
+            spans.append([start, end, set(devices)])
+    return spans
+
+
+def pending_batches_due(*, older_than=timedelta(minutes=1), limit=1000):
+    """Ids of outbox rows whose work should have been done by now: their after-commit task was
+    lost (or is still queued behind others; doing a row twice is harmless)."""
+    return list(
+        PendingBatch.objects.unscoped()
+        .filter(created_at__lte=timezone.now() - older_than)
+        .order_by("created_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
+HOURLY_SQL = """
+INSERT INTO telemetry_hourlyrollup (device_id, metric, bucket, count, min, max, avg, sum)
+SELECT device_id, metric, date_trunc('hour', ts, 'UTC'), count(*), min(value), max(value),
        avg(value), sum(value)
 FROM telemetry_reading
 WHERE device_id = ANY(%(devices)s)
-  AND ts >= date_trunc(%(unit)s, %(start)s::timestamptz, 'UTC')
-  AND ts < date_trunc(%(unit)s, %(end)s::timestamptz, 'UTC') + %(step)s::interval
+  AND ts >= date_trunc('hour', %(start)s::timestamptz, 'UTC')
+  AND ts < date_trunc('hour', %(end)s::timestamptz, 'UTC') + interval '1 hour'
+GROUP BY 1, 2, 3
+ON CONFLICT (device_id, metric, bucket) DO UPDATE
+SET count = EXCLUDED.count, min = EXCLUDED.min, max = EXCLUDED.max, avg = EXCLUDED.avg,
+    sum = EXCLUDED.sum
+"""
+# A day from its hours, not from the raw readings: at a reading a minute from each of a few
+# thousand device metrics a day holds millions of readings, and every batch would rescan them.
+DAILY_SQL = """
+INSERT INTO telemetry_dailyrollup (device_id, metric, bucket, count, min, max, avg, sum)
+SELECT device_id, metric, date_trunc('day', bucket, 'UTC'), sum(count), min(min), max(max),
+       sum(sum) / sum(count), sum(sum)
+FROM telemetry_hourlyrollup
+WHERE device_id = ANY(%(devices)s)
+  AND bucket >= date_trunc('day', %(start)s::timestamptz, 'UTC')
+  AND bucket < date_trunc('day', %(end)s::timestamptz, 'UTC') + interval '1 day'
 GROUP BY 1, 2, 3
 ON CONFLICT (device_id, metric, bucket) DO UPDATE
 SET count = EXCLUDED.count, min = EXCLUDED.min, max = EXCLUDED.max, avg = EXCLUDED.avg,
@@ -127,23 +221,14 @@ SET count = EXCLUDED.count, min = EXCLUDED.min, max = EXCLUDED.max, avg = EXCLUD
 
 
 def rollups_refresh(*, device_ids, start, end):
-    """Recompute the hourly and daily buckets that [start, end] touches for these devices from
-    the raw readings. A recomputation, not an increment: running it twice is harmless."""
+    """Recompute the hourly buckets that [start, end] touches for these devices from the raw
+    readings, then their days from the hours. A recomputation, not an increment: running it
+    twice is harmless. Every hour that holds readings has been refreshed by the batch that
+    brought them, so a day summed from its hours equals a day computed from the readings."""
+    params = {"devices": list(device_ids), "start": start, "end": end}
     with transaction.atomic(), connection.cursor() as cursor:
-        for table, unit, step in (
-            ("telemetry_hourlyrollup", "hour", "1 hour"),
-            ("telemetry_dailyrollup", "day", "1 day"),
-        ):
-            cursor.execute(
-                ROLLUP_SQL.format(table=table),
-                {
-                    "unit": unit,
-                    "devices": list(device_ids),
-                    "start": start,
-                    "end": end,
-                    "step": step,
-                },
-            )
+        cursor.execute(HOURLY_SQL, params)
+        cursor.execute(DAILY_SQL, params)
 
 
 def rule_create(*, partner, model_name, name, issue, conditions, operator="and", prompt_text=""):
@@ -192,11 +277,45 @@ def rules_evaluate(*, device_ids, kinds=None):
             if kinds and not any(c["kind"] in kinds for c in rule.conditions):
                 continue
             matches = rule_matches(rule, ids)
+            _signals_note_clearing(rule=rule, device_ids=ids, holding=list(matches))
             for device_id, evidence in matches.items():
                 signal = _signal_open(rule=rule, device_id=device_id, evidence=evidence)
                 if signal is not None:
                     opened.append(signal)
     return opened
+
+
+def _signals_note_clearing(*, rule, device_ids, holding):
+    """Mark the rule's live signals on these devices whose condition no longer holds (from the
+    first evaluation that found it so) and unmark those whose condition holds again."""
+    live = ServiceSignal.objects.unscoped().filter(
+        rule=rule, device_id__in=device_ids, status__in=ServiceSignal.LIVE
+    )
+    live.filter(device_id__in=holding, condition_cleared_at__isnull=False).update(
+        condition_cleared_at=None
+    )
+    live.exclude(device_id__in=holding).filter(condition_cleared_at__isnull=True).update(
+        condition_cleared_at=timezone.now()
+    )
+
+
+def signals_resolve_cleared(*, now=None):
+    """Resolve the live signals whose condition has not held for
+    ``TELEMETRY_SIGNAL_CLEAR_MINUTES`` (0 switches this off: they stay marked, not resolved).
+    Every committed batch re-evaluates its devices' rules, so a mark that is still there means
+    no reading since has made the condition hold again. Returns how many were resolved."""
+    minutes = settings.TELEMETRY_SIGNAL_CLEAR_MINUTES
+    if minutes <= 0:
+        return 0
+    now = now or timezone.now()
+    return (
+        ServiceSignal.objects.unscoped()
+        .filter(
+            status__in=ServiceSignal.LIVE,
+            condition_cleared_at__lte=now - timedelta(minutes=minutes),
+        )
+        .update(status=ServiceSignal.Status.RESOLVED, status_changed_at=now)
+    )
 
 
 def _signal_open(*, rule, device_id, evidence):

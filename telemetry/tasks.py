@@ -1,5 +1,7 @@
 """Telemetry tasks: thin, idempotent, ids as arguments (they ack late and may run twice)."""
 
+from datetime import timedelta
+
 from celery import shared_task
 from django.db.models import Q
 from django.utils import timezone
@@ -21,6 +23,31 @@ def evaluate_rules(device_ids):
     """Evaluate the rules of the devices a committed batch touched; idempotent through the
     one-live-signal-per-device-and-rule constraint."""
     return [s.pk for s in services.rules_evaluate(device_ids=device_ids)]
+
+
+@shared_task(name="telemetry.process_batch", acks_late=True, time_limit=600, soft_time_limit=570)
+def process_batch(batch_id):
+    """After a batch commits: its rules, then the roll-ups its manufacturer's batches owe (their
+    outbox rows are deleted with them)."""
+    opened = services.pending_batch_process(batch_id=batch_id)
+    return None if opened is None else [s.pk for s in opened]
+
+
+@shared_task(name="telemetry.sweep_pending_batches", time_limit=120, soft_time_limit=100)
+def sweep_pending_batches(older_than_seconds=60):
+    """Beat (every minute): enqueue the batches whose work is still owed after a minute — the
+    after-commit task was lost while Redis was away, or Redis restarted without its queue."""
+    due = services.pending_batches_due(older_than=timedelta(seconds=older_than_seconds))
+    for batch_id in due:
+        process_batch.delay(batch_id)
+    return len(due)
+
+
+@shared_task(name="telemetry.resolve_cleared_signals", time_limit=120, soft_time_limit=100)
+def resolve_cleared_signals():
+    """Beat (every 5 minutes): resolve live signals whose condition has stayed cleared for
+    ``TELEMETRY_SIGNAL_CLEAR_MINUTES``."""
+    return services.signals_resolve_cleared()
 
 
 @shared_task(name="telemetry.evaluate_no_data", acks_late=True, time_limit=600, soft_time_limit=570)

@@ -3,6 +3,7 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from ..catalogue import METRICS
 from ..models import Device, ServiceRule, ServiceSignal
 
 
@@ -12,18 +13,55 @@ class DeviceSerializer(serializers.ModelSerializer):
         fields = ["serial", "gtin", "model_name", "firmware", "registered_at", "last_seen_at"]
 
 
-class DeviceInSerializer(serializers.Serializer):
-    serial = serializers.CharField(max_length=64)
-    gtin = serializers.CharField()
-    model_name = serializers.CharField(max_length=100)
-    firmware = serializers.CharField(max_length=50, required=False)
+DEVICE_IN = {
+    "type": "object",
+    "properties": {
+        "serial": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$"},
+        "gtin": {
+            "type": "string",
+            "pattern": "^[0-9]{8}([0-9]{4,6})?$",
+            "description": "GTIN-8/12/13/14 with a valid check digit",
+        },
+        "model_name": {"type": "string", "minLength": 1, "maxLength": 100},
+        "firmware": {"type": "string", "maxLength": 50},
+    },
+    "required": ["serial", "gtin", "model_name"],
+    "additionalProperties": False,
+}
+# POST /telemetry/devices takes one device or an array, and answers in kind.
+ONE_OR_MANY_DEVICES_IN = {
+    "oneOf": [DEVICE_IN, {"type": "array", "items": DEVICE_IN, "minItems": 1, "maxItems": 10000}]
+}
+ONE_OR_MANY_DEVICES = {
+    "oneOf": [
+        {"$ref": "#/components/schemas/Device"},
+        {"type": "array", "items": {"$ref": "#/components/schemas/Device"}},
+    ]
+}
 
 
-class ReadingInSerializer(serializers.Serializer):
-    device = serializers.CharField(help_text="the device's serial number")
-    ts = serializers.DateTimeField(help_text="ISO 8601 with a time zone")
-    metric = serializers.CharField()
-    value = serializers.FloatField()
+READING_IN = {
+    "type": "object",
+    "properties": {
+        "device": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 64,
+            "description": "the device's serial number",
+        },
+        "ts": {"type": "string", "format": "date-time", "description": "ISO 8601 with a time zone"},
+        "metric": {"type": "string", "enum": list(METRICS)},
+        "value": {"type": "number"},
+    },
+    "required": ["device", "ts", "metric", "value"],
+    "additionalProperties": False,
+}
+# The body is streamed, not parsed by a serializer: described here as media types.
+READINGS_REQUEST = {
+    # One reading is taken as a batch of one (the answer is the same summary).
+    "application/json": {"oneOf": [READING_IN, {"type": "array", "items": READING_IN}]},
+    "application/x-ndjson": {"type": "string", "description": "One reading (as above) per line"},
+}
 
 
 class ReadingErrorSerializer(serializers.Serializer):
@@ -76,6 +114,7 @@ class SignalSerializer(serializers.ModelSerializer):
             "opened_at",
             "status_changed_at",
             "evidence",
+            "condition_cleared_at",
             "service_request",
         ]
 

@@ -20,15 +20,17 @@ from clearinghouse.records.streams import (
 )
 from partners.api.base import PartnerAPIView
 from partners.api.pagination import CursorPagination
+from partners.api.params import choice_param
 from partners.models import Scope
 
 from .. import selectors, services
 from ..ingest import BatchTooLarge
 from ..models import Device, ServiceSignal
 from .serializers import (
-    DeviceInSerializer,
+    ONE_OR_MANY_DEVICES,
+    ONE_OR_MANY_DEVICES_IN,
+    READINGS_REQUEST,
     DeviceSerializer,
-    ReadingInSerializer,
     ReadingResultSerializer,
     RuleSerializer,
     SignalSerializer,
@@ -42,26 +44,25 @@ def _invalid(exc):
 
 
 def _page(view, request, queryset, serializer, ordering):
-    paginator = CursorPagination()
+    paginator = view.pagination_class()
     view.ordering = ordering
     rows = paginator.paginate_queryset(queryset, request, view=view)
     return paginator.get_paginated_response(serializer(rows, many=True).data)
 
 
 class ReadingsView(PartnerAPIView):
-    """Push readings: a JSON array or NDJSON, up to ``TELEMETRY_MAX_BATCH`` per request."""
+    """Push readings: a JSON array (or one reading) or NDJSON, up to ``TELEMETRY_MAX_BATCH``
+    per request."""
 
     required_scopes = {"POST": Scope.TELEMETRY_WRITE}
     parser_classes = []  # the body is streamed, never loaded whole
 
     @extend_schema(
-        request=ReadingInSerializer(many=True),
+        request=READINGS_REQUEST,
         parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER)],
         responses={
             200: ReadingResultSerializer,
-            400: OpenApiResponse(description="problem+json"),
             413: OpenApiResponse(description="more readings than the batch limit"),
-            415: OpenApiResponse(description="not JSON or NDJSON"),
         },
     )
     def post(self, request):
@@ -98,10 +99,11 @@ class DevicesView(PartnerAPIView):
     """Register devices (one object or an array; re-registering a serial updates it) and list
     your devices."""
 
+    pagination_class = CursorPagination  # GET answers a page (and the schema says so)
     required_scopes = {"GET": Scope.TELEMETRY_READ, "POST": Scope.TELEMETRY_WRITE}
 
     @extend_schema(
-        parameters=[OpenApiParameter("model_name", str), OpenApiParameter("page_size", int)],
+        parameters=[OpenApiParameter("model_name", str)],
         responses=DeviceSerializer(many=True),
     )
     def get(self, request):
@@ -111,7 +113,8 @@ class DevicesView(PartnerAPIView):
         return _page(self, request, qs, DeviceSerializer, ("serial", "id"))
 
     @extend_schema(
-        request=DeviceInSerializer(many=True), responses={201: DeviceSerializer(many=True)}
+        request={"application/json": ONE_OR_MANY_DEVICES_IN},
+        responses={201: ONE_OR_MANY_DEVICES},
     )
     def post(self, request):
         data = request.data
@@ -146,6 +149,7 @@ class DeviceDetailView(PartnerAPIView):
 class RulesView(PartnerAPIView):
     """Your service rules (GET) and a new one (POST)."""
 
+    pagination_class = CursorPagination  # GET answers a page (and the schema says so)
     required_scopes = {"GET": Scope.TELEMETRY_READ, "POST": Scope.TELEMETRY_WRITE}
 
     @extend_schema(responses=RuleSerializer(many=True))
@@ -190,6 +194,7 @@ class RuleActiveView(PartnerAPIView):
 class SignalsView(PartnerAPIView):
     """Your devices' service signals, newest first."""
 
+    pagination_class = CursorPagination  # GET answers a page (and the schema says so)
     required_scopes = {"GET": Scope.TELEMETRY_READ}
 
     @extend_schema(
@@ -197,9 +202,7 @@ class SignalsView(PartnerAPIView):
         responses=SignalSerializer(many=True),
     )
     def get(self, request):
-        status = request.query_params.get("status")
-        if status and status not in ServiceSignal.Status.values:
-            raise exceptions.ValidationError({"status": "unknown status"})
+        status = choice_param(request, "status", ServiceSignal.Status.values)
         qs = selectors.signal_list(partner=self.partner, status=status)
         return _page(self, request, qs, SignalSerializer, ("-opened_at", "-id"))
 

@@ -3,11 +3,12 @@
 import math
 
 from django.test import override_settings
+from django.utils import timezone
 
 from telemetry.models import Device, Reading
 from tests.partners.test_api import assert_problem
 
-from .conftest import ago, post_readings, reading, register
+from .conftest import ago, ingest, post_readings, reading, register
 
 
 def test_valid_batch_is_stored_and_updates_last_seen(fleet, keys, api):
@@ -145,3 +146,75 @@ def test_device_registration_single_and_bulk_and_tenancy(fleet, keys, api):
     assert maker.get("/api/v1/telemetry/devices/X-1").status_code == 200
     assert_problem(other.get("/api/v1/telemetry/devices/X-1"), 404)
     assert other.get("/api/v1/telemetry/devices").json()["results"] == []
+
+
+def test_rows_sharing_a_timestamp_get_the_same_verdict(fleet):
+    register(fleet.maker, "A-1", "A-2")
+    soon, later, now = ago(minutes=-2).isoformat(), ago(minutes=-30).isoformat(), ago(minutes=1)
+    rows = [
+        {"device": "A-1", "metric": "power_w", "value": 1, "ts": later},
+        {"device": "A-2", "metric": "power_w", "value": 1.5, "ts": later},
+        {"device": "A-1", "metric": "water_temp_c", "value": 40, "ts": soon},
+        {"device": "A-2", "metric": "water_temp_c", "value": 41.25, "ts": soon},
+        # The same moment written another way is the same reading.
+        {"device": "A-1", "metric": "door_cycles", "value": 7, "ts": now.isoformat()},
+        {
+            "device": "A-1",
+            "metric": "door_cycles",
+            "value": 7,
+            "ts": now.astimezone(timezone.get_fixed_timezone(120)).isoformat(),
+        },
+    ]
+    summary = ingest(fleet.maker, rows)
+    assert (summary["accepted"], summary["duplicates"], summary["rejected"]) == (3, 1, 2)
+    assert [(e["index"], e["field"]) for e in summary["errors"]] == [(0, "ts"), (1, "ts")]
+    stored = sorted(Reading.objects.values_list("metric", "value"))
+    assert stored == [("door_cycles", 7.0), ("water_temp_c", 40.0), ("water_temp_c", 41.25)]
+
+
+def test_odd_shapes_are_rejected_with_reasons_not_errors(fleet):
+    register(fleet.maker, "A-1")
+    at = ago(minutes=3).isoformat()
+    rows = [
+        {"device": "A-1", "metric": ["power_w"], "value": 1, "ts": at},
+        {"device": "A-1", "metric": "power_w", "value": 10**400, "ts": at},
+        {"device": "A-1", "metric": "power_w", "value": True, "ts": at},
+        {"device": "A-1", "metric": "power_w", "value": 1, "ts": 1700000000},
+        {"device": "A-1", "metric": "power_w", "value": float("inf"), "ts": at},
+        {"device": "A-1", "metric": "power_w", "ts": at},
+        {"device": "A-1", "metric": "power_w", "value": 1, "ts": at, "unit": "W"},
+        {"device": "", "metric": "power_w", "value": 1, "ts": at},
+        {"device": "A-1", "metric": "power_w", "value": 2**62, "ts": at},
+    ]
+    summary = ingest(fleet.maker, rows)
+    assert (summary["accepted"], summary["rejected"]) == (1, 8)
+    assert [(e["index"], e["field"], e["message"]) for e in summary["errors"]] == [
+        (0, "metric", summary["errors"][0]["message"]),
+        (1, "value", "must be a finite number"),
+        (2, "value", "must be a number"),
+        (3, "ts", "must be an ISO 8601 date-time with a time zone"),
+        (4, "value", "must be a finite number"),
+        (5, "value", "must be a number"),
+        (6, "unit", "is not a field of a reading"),
+        (7, "device", "is required: the device's serial number"),
+    ]
+    assert list(Reading.objects.values_list("value", flat=True)) == [float(2**62)]
+
+
+def test_a_batch_repeating_an_earlier_chunk_stores_each_reading_once(fleet, monkeypatch):
+    from telemetry import ingest as module
+
+    monkeypatch.setattr(module, "CHUNK", 4)
+    register(fleet.maker, "A-1", "A-2")
+    first = [reading("A-1", "power_w", i, ago(minutes=i + 1)) for i in range(6)]
+    assert ingest(fleet.maker, first)["accepted"] == 6
+    # Chunk one is new, chunk two repeats two stored readings, chunk three is new again.
+    fresh = [reading("A-2", "power_w", i, ago(minutes=i + 1)) for i in range(8)]
+    rows = fresh[:4] + first[:2] + fresh[4:6] + fresh[6:] + fresh[6:7]
+    summary = ingest(fleet.maker, rows)
+    assert (summary["accepted"], summary["duplicates"], summary["rejected"]) == (8, 3, 0)
+    assert Reading.objects.count() == 14
+    assert (
+        Reading.objects.filter(device_id=Device.objects.unscoped().get(serial="A-2").pk).count()
+        == 8
+    )

@@ -4,6 +4,7 @@ from datetime import timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.test import Client
 from django.utils import timezone
 
 from telemetry import services, tasks
@@ -226,3 +227,67 @@ def test_a_deactivated_rule_opens_no_signal(fleet, keys, api):
     assert evaluate(a) == []
     api(keys["maker"]).post(f"/api/v1/telemetry/rules/{r.pk}/activate")
     assert len(evaluate(a)) == 1
+
+
+def test_a_signal_whose_condition_stays_cleared_is_resolved(fleet, settings):
+    settings.TELEMETRY_SIGNAL_CLEAR_MINUTES = 30
+    a, b = register(fleet.maker, "A", "B")
+    rule(fleet.maker, PUMP)
+    for serial in ("A", "B"):
+        ingest(
+            fleet.maker,
+            [reading(serial, "drain_pump_current_a", 1.8, at(m)) for m in range(0, 91, 10)],
+        )
+    assert len(evaluate(a, b)) == 2
+    # A's pump is back to normal; B's is not.
+    ingest(fleet.maker, [reading("A", "drain_pump_current_a", 1.1, at(100))])
+    assert evaluate(a, b) == []
+    signal_a = ServiceSignal.objects.unscoped().get(device=a)
+    signal_b = ServiceSignal.objects.unscoped().get(device=b)
+    assert signal_a.condition_cleared_at is not None and signal_b.condition_cleared_at is None
+    cleared = signal_a.condition_cleared_at
+    # Not yet cleared for long enough; then long enough.
+    assert services.signals_resolve_cleared(now=cleared + timedelta(minutes=29)) == 0
+    assert tasks.resolve_cleared_signals() == 0
+    assert services.signals_resolve_cleared(now=cleared + timedelta(minutes=31)) == 1
+    signal_a.refresh_from_db()
+    signal_b.refresh_from_db()
+    assert (signal_a.status, signal_b.status) == ("resolved", "open")
+    client = Client()
+    client.force_login(fleet.maker_admin)
+    page = client.get("/portal/signals/", {"status": "resolved"}).content.decode()
+    assert f"SIG-{signal_a.pk}" in page and "condition cleared" in page
+    # Tripping again opens a new signal.
+    ingest(
+        fleet.maker,
+        [reading("A", "drain_pump_current_a", 1.9, at(m)) for m in range(110, 181, 10)],
+    )
+    assert [s.device.serial for s in evaluate(a)] == ["A"]
+
+
+def test_a_condition_that_holds_again_unmarks_its_signal(fleet, settings):
+    settings.TELEMETRY_SIGNAL_CLEAR_MINUTES = 30
+    (a,) = register(fleet.maker, "A")
+    rule(fleet.maker, PUMP)
+    ingest(
+        fleet.maker, [reading("A", "drain_pump_current_a", 1.8, at(m)) for m in range(0, 91, 10)]
+    )
+    (signal,) = evaluate(a)
+    services.signal_transition(signal=signal, action="acknowledge")
+    ingest(fleet.maker, [reading("A", "drain_pump_current_a", 1.0, at(95))])
+    evaluate(a)
+    signal.refresh_from_db()
+    assert signal.condition_cleared_at is not None
+    ingest(
+        fleet.maker, [reading("A", "drain_pump_current_a", 1.8, at(m)) for m in range(100, 171, 10)]
+    )
+    assert evaluate(a) == []  # still the one live signal
+    signal.refresh_from_db()
+    assert signal.condition_cleared_at is None and signal.status == "acknowledged"
+    assert services.signals_resolve_cleared(now=timezone.now() + timedelta(days=1)) == 0
+    settings.TELEMETRY_SIGNAL_CLEAR_MINUTES = 0
+    ingest(fleet.maker, [reading("A", "drain_pump_current_a", 1.0, at(175))])
+    evaluate(a)
+    assert services.signals_resolve_cleared(now=timezone.now() + timedelta(days=1)) == 0
+    signal.refresh_from_db()
+    assert signal.status == "acknowledged" and signal.condition_cleared_at is not None

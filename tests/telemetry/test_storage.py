@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.core.management import call_command
 from django.db import connection
+from django.db.models import Count, Max, Min, Sum
 from django.utils import timezone
 
 from telemetry import partitions, tasks
@@ -60,7 +61,8 @@ def test_readings_older_than_retention_are_rejected(fleet):
 
 def test_rollups_are_recomputed_from_the_readings(fleet, django_capture_on_commit_callbacks):
     register(fleet.maker, "A-1")
-    hour = timezone.now().replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
+    day = (timezone.now() - timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    hour = day + timedelta(hours=5)
     rows = [
         reading("A-1", "power_w", v, hour + timedelta(minutes=m))
         for v, m in ((10, 1), (20, 2), (60, 30))
@@ -75,8 +77,15 @@ def test_rollups_are_recomputed_from_the_readings(fleet, django_capture_on_commi
         ingest(fleet.maker, later)
     hourly.refresh_from_db()
     assert (hourly.count, hourly.sum) == (4, 120)
-    daily = DailyRollup.objects.get(metric="power_w", bucket=hour.replace(hour=0))
-    assert daily.count >= 4
+    # Another hour of the same day: the day sums both hours.
+    with django_capture_on_commit_callbacks(execute=True):
+        ingest(fleet.maker, [reading("A-1", "power_w", 5, day + timedelta(hours=7))])
+    daily = DailyRollup.objects.get(metric="power_w", bucket=day)
+    expected = Reading.objects.filter(
+        metric="power_w", ts__gte=day, ts__lt=day + timedelta(days=1)
+    ).aggregate(n=Count("ts"), low=Min("value"), high=Max("value"), total=Sum("value"))
+    assert (daily.count, daily.min, daily.max, daily.sum) == tuple(expected.values())
+    assert (daily.count, daily.sum) == (5, 125) and daily.avg == 25
     # Running the task again changes nothing.
     tasks.refresh_rollups([hourly.device_id], hour.isoformat(), hour.isoformat())
     hourly.refresh_from_db()
@@ -91,3 +100,66 @@ def test_partitioned_table_has_a_brin_per_partition(fleet):
         cursor.execute("SELECT indexdef FROM pg_indexes WHERE tablename = %s", [name])
         defs = " ".join(r[0] for r in cursor.fetchall())
     assert "brin" in defs.lower() and "UNIQUE" in defs
+
+
+def _hold_rollup_lock(manufacturer_id):
+    """Another session holding the manufacturer's roll-up lock, as a running refresher would."""
+    import psycopg
+
+    conf = connection.settings_dict
+    other = psycopg.connect(
+        host=conf["HOST"],
+        port=conf["PORT"],
+        user=conf["USER"],
+        dbname=conf["NAME"],
+        password=conf["PASSWORD"] or None,
+        autocommit=True,
+    )
+    other.execute(
+        "SELECT pg_advisory_lock(hashtextextended(%s, 0))", [f"telemetry:rollups:{manufacturer_id}"]
+    )
+    return other
+
+
+def test_batches_waiting_for_a_refresher_share_one_rollup_refresh(fleet):
+    from telemetry import services
+    from telemetry.models import PendingBatch
+
+    register(fleet.maker, "A-1")
+    hour = (timezone.now() - timedelta(hours=2)).replace(minute=0, second=0, microsecond=0)
+    # on_commit does not run inside the test transaction: both outbox rows wait.
+    ingest(fleet.maker, [reading("A-1", "power_w", 10, hour + timedelta(minutes=5))])
+    ingest(fleet.maker, [reading("A-1", "power_w", 30, hour + timedelta(minutes=6))])
+    first, second = PendingBatch.objects.unscoped().order_by("pk")
+    other = _hold_rollup_lock(fleet.maker.pk)
+    try:
+        services.pending_batch_process(batch_id=first.pk)
+    finally:
+        other.close()
+    # Its rules ran; its roll-ups wait for the next refresher, the row with them.
+    first.refresh_from_db()
+    assert first.rules_done and not HourlyRollup.objects.exists()
+    services.pending_batch_process(batch_id=second.pk)
+    hourly = HourlyRollup.objects.get(metric="power_w", bucket=hour)
+    assert (hourly.count, hourly.sum) == (2, 40)
+    assert not PendingBatch.objects.unscoped().exists()
+    assert services.pending_batch_process(batch_id=first.pk) is None
+
+
+def test_hour_spans_merge_touching_spans_and_keep_apart_distant_ones():
+    from telemetry.services import _hour_spans
+
+    t = datetime(2026, 5, 1, 10, 0, tzinfo=UTC)
+    m = timedelta(minutes=1)
+    spans = _hour_spans(
+        [
+            (1, [1], t + 5 * m, t + 50 * m),
+            (2, [2], t + 70 * m, t + 80 * m),  # the next hour: touches the first span
+            (3, [3], t + 600 * m, t + 601 * m),  # hours later: a span of its own
+            (4, [1], t + 55 * m, t + 58 * m),
+        ]
+    )
+    assert spans == [
+        [t, t + timedelta(hours=1), {1, 2}],
+        [t + timedelta(hours=10), t + timedelta(hours=10), {3}],
+    ]
