@@ -9,9 +9,34 @@ idempotent. Tasks are only ever enqueued after the transaction that justifies th
 import os
 
 from celery import Celery
+from celery.signals import before_task_publish, task_postrun, task_prerun
+
+from .logs import request_id
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "clearinghouse.settings.development")
 
 app = Celery("clearinghouse")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+# The request id travels with the tasks a request enqueues, so that the worker's log records of
+# a task carry the id of the request that caused it (clearinghouse/logs.py).
+@before_task_publish.connect
+def _send_request_id(headers=None, **kwargs):
+    rid = request_id.get()
+    if rid and headers is not None:
+        headers.setdefault("request_id", rid)
+
+
+@task_prerun.connect
+def _adopt_request_id(task=None, **kwargs):
+    rid = getattr(task.request, "request_id", None) if task else None
+    task.request.request_id_token = request_id.set(rid) if rid else None
+
+
+@task_postrun.connect
+def _drop_request_id(task=None, **kwargs):
+    token = getattr(task.request, "request_id_token", None) if task else None
+    if token is not None:
+        request_id.reset(token)

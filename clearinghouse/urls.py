@@ -1,10 +1,14 @@
 from django.contrib import admin
-from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from django.views.generic import RedirectView
+from drf_spectacular.views import (
+    SpectacularAPIView,
+    SpectacularSwaggerSplitView,
+)
 
 from consent import views as consent_views
-from partners.forms import PortalAuthenticationForm
+from partners import views as partner_views
+from partners.forms import OperatorAuthenticationForm
 
 from . import views
 
@@ -18,14 +22,19 @@ api_v1 = [
     re_path(r"^.*$", views.api_not_found),
 ]
 
+# The operator's sign-in counts failed attempts like the portal's.
+admin.site.login_form = OperatorAuthenticationForm
+
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path("favicon.ico", views.favicon),
     path("admin/", admin.site.urls),
+    path("accounts/login/", partner_views.SignInView.as_view(), name="login"),
     path(
-        "accounts/login/",
-        auth_views.LoginView.as_view(authentication_form=PortalAuthenticationForm),
-        name="login",
+        "accounts/password_reset/",
+        partner_views.PasswordResetView.as_view(),
+        name="password_reset",
     ),
     path("accounts/", include("django.contrib.auth.urls")),
     path("portal/", include("partners.urls")),
@@ -40,8 +49,10 @@ urlpatterns = [
     ),
     path("api/v1/", include((api_v1, "api"))),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
-    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
+    # Redoc styles itself with inline <style> elements, which the Content-Security-Policy
+    # forbids; its old address leads to the Swagger UI, which works under the policy.
+    path("api/redoc/", RedirectView.as_view(pattern_name="api-docs", permanent=True)),
 ]
 
 handler400 = "clearinghouse.views.bad_request"

@@ -5,9 +5,11 @@ import redis
 from django.conf import settings
 from django.db import connection
 from django.http import HttpResponseServerError, JsonResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.template import loader
+from django.templatetags.static import static
 from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
 from partners.api.problems import problem_response
@@ -15,6 +17,11 @@ from partners.api.problems import problem_response
 
 def home(request):
     return render(request, "home.html")
+
+
+def favicon(request):
+    """Browsers ask for /favicon.ico on pages that name no icon (the admin's)."""
+    return redirect(static("img/favicon.svg"), permanent=True)
 
 
 @never_cache
@@ -64,6 +71,7 @@ def page_not_found(request, exception=None):
     return render(request, "404.html", status=404)
 
 
+@csrf_exempt  # an API client's POST to a wrong address is a 404, not a CSRF failure
 def api_not_found(request):
     return problem_response(request, 404, "There is nothing at this address.")
 

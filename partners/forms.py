@@ -1,15 +1,68 @@
 from datetime import datetime, time
 
 from django import forms
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import password_validation
-from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm
 from django.utils import timezone
 
+from . import sign_in_limits
 from .models import Partner, Role, Scope, User
 from .selectors import membership_for_user
 
 
-class PortalAuthenticationForm(AuthenticationForm):
+def client_ip(request):
+    return request.META.get("REMOTE_ADDR", "") if request else ""
+
+
+class ThrottledSignInMixin:
+    """Refuses sign-in past the failed-attempt limits (``sign_in_limits``); ``throttled`` tells
+    the view to answer 429."""
+
+    throttled = False
+
+    def clean(self):
+        email, ip = self.cleaned_data.get("username") or "", client_ip(self.request)
+        if sign_in_limits.sign_in_blocked(email=email, ip=ip):
+            self.throttled = True
+            raise forms.ValidationError(
+                sign_in_limits.SIGN_IN_REFUSED.format(minutes=sign_in_limits.window_minutes()),
+                code="throttled",
+            )
+        try:
+            data = super().clean()
+        except forms.ValidationError:
+            sign_in_limits.sign_in_failed(email=email, ip=ip)
+            raise
+        sign_in_limits.sign_in_succeeded(email=email)
+        return data
+
+
+class OperatorAuthenticationForm(ThrottledSignInMixin, AdminAuthenticationForm):
+    """The operator admin's sign-in, under the same limits as the portal's."""
+
+
+class StaffPasswordResetForm(PasswordResetForm):
+    """Password reset, limited per address and per client address (``request`` is passed by
+    the view)."""
+
+    def __init__(self, *args, request=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.request = request
+        self.throttled = False
+
+    def clean(self):
+        data = super().clean()
+        email = data.get("email")
+        if email and not sign_in_limits.password_reset_allowed(
+            email=email, ip=client_ip(self.request)
+        ):
+            self.throttled = True
+            raise forms.ValidationError(sign_in_limits.RESET_REFUSED, code="throttled")
+        return data
+
+
+class PortalAuthenticationForm(ThrottledSignInMixin, AuthenticationForm):
     """Sign-in that refuses the staff of a suspended partner."""
 
     error_messages = {

@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
 from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -10,9 +11,42 @@ from django.utils.module_loading import import_string
 from django.views.generic import FormView, TemplateView, View
 
 from . import selectors, services
-from .forms import CredentialForm, InvitationAcceptForm, InviteForm, RegistrationForm, RoleForm
+from .forms import (
+    CredentialForm,
+    InvitationAcceptForm,
+    InviteForm,
+    PortalAuthenticationForm,
+    RegistrationForm,
+    RoleForm,
+    StaffPasswordResetForm,
+)
 from .models import ApiCredential, Invitation, Membership, Role, Scope
 from .portal import PortalMixin, form_errors_from
+
+
+class TooManyAttemptsMixin:
+    """A form refused for being over its limits answers 429 Too Many Requests."""
+
+    def form_invalid(self, form):
+        response = super().form_invalid(form)
+        if getattr(form, "throttled", False):
+            response.status_code = 429
+        return response
+
+
+class SignInView(TooManyAttemptsMixin, auth_views.LoginView):
+    """Partner staff sign-in, limited per account and per client address."""
+
+    authentication_form = PortalAuthenticationForm
+
+
+class PasswordResetView(TooManyAttemptsMixin, auth_views.PasswordResetView):
+    """Password-reset e-mails, limited per address and per client address."""
+
+    form_class = StaffPasswordResetForm
+
+    def get_form_kwargs(self):
+        return {**super().get_form_kwargs(), "request": self.request}
 
 
 class RegisterView(FormView):

@@ -7,6 +7,8 @@ from pathlib import Path
 import dj_database_url
 from celery.schedules import crontab
 
+from clearinghouse.logs import logging_config
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 
@@ -52,14 +54,21 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so that every log record of the request carries its id.
+    "clearinghouse.logs.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "clearinghouse.middleware.SecurityHeadersMiddleware",
+    # Outside CommonMiddleware, so that its early answers (a refused Host: 400) carry it too.
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "clearinghouse.middleware.FormContentTypeMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, so that it sees a view's exception first: PostgreSQL or Redis away is a 503.
+    "clearinghouse.unavailable.ServiceUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "clearinghouse.urls"
@@ -114,6 +123,39 @@ PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.Argon2PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
 ]
+# --- Browser security headers (HSTS and secure cookies: production.py) --------------------------
+# No inline script or style anywhere: templates link static files only.
+CONTENT_SECURITY_POLICY = {
+    "default-src": ["'self'"],
+    "script-src": ["'self'"],
+    "style-src": ["'self'"],
+    "img-src": ["'self'", "data:"],
+    "frame-ancestors": ["'none'"],
+    "form-action": ["'self'"],
+    "base-uri": ["'none'"],
+    "object-src": ["'none'"],
+}
+CONTENT_SECURITY_POLICY_REPORT_ONLY = env_bool("CONTENT_SECURITY_POLICY_REPORT_ONLY", False)
+PERMISSIONS_POLICY = (
+    "accelerometer=(), camera=(), geolocation=(), gyroscope=(), magnetometer=(), microphone=(), "
+    "payment=(), usb=()"
+)
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+
+# Partner staff and operator sign-in: failed attempts per account and per client address in a
+# window, then refused (429) until it passes; password-reset e-mails per hour.
+SIGN_IN_FAILURES_PER_ACCOUNT = int(env("SIGN_IN_FAILURES_PER_ACCOUNT", "5"))
+SIGN_IN_FAILURES_PER_IP = int(env("SIGN_IN_FAILURES_PER_IP", "30"))
+SIGN_IN_FAILURE_WINDOW_MINUTES = int(env("SIGN_IN_FAILURE_WINDOW_MINUTES", "15"))
+PASSWORD_RESETS_PER_ADDRESS_PER_HOUR = int(env("PASSWORD_RESETS_PER_ADDRESS_PER_HOUR", "3"))
+PASSWORD_RESETS_PER_IP_PER_HOUR = int(env("PASSWORD_RESETS_PER_IP_PER_HOUR", "20"))
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "portal:dashboard"
 LOGOUT_REDIRECT_URL = "home"
@@ -154,6 +196,18 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 15 * 60
 CELERY_TASK_SOFT_TIME_LIMIT = 14 * 60
 CELERY_RESULT_EXPIRES = 24 * 3600
+# Nothing reads task results. Storing them would also make every enqueue subscribe to the
+# result in Redis first, and while Redis is away that subscription retries for 20 s inside the
+# request that enqueues (after its commit), where the enqueue must instead fail fast.
+CELERY_TASK_IGNORE_RESULT = True
+# Enqueueing after a commit gives up within about a second when Redis is away (the sweeps and
+# outboxes deliver the work later), instead of holding the request.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
+}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A task unacknowledged for this long is delivered again; longer than the longest task.
 CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -163,6 +217,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     # A worker sweeps for such tasks every interval x throttle seconds (kombu: 10 x 10).
     "unacked_restore_interval": int(env("CELERY_UNACKED_RESTORE_INTERVAL", "10")),
     "unacked_restore_throttle": int(env("CELERY_UNACKED_RESTORE_THROTTLE", "10")),
+    # Short socket timeouts: a Redis that does not answer fails an enqueue fast.
+    "socket_connect_timeout": 2,
+    "socket_timeout": 5,
 }
 CELERY_BEAT_SCHEDULE = {
     "partners-expire-invitations": {
@@ -196,6 +253,14 @@ CELERY_BEAT_SCHEDULE = {
     },
     "telemetry-no-data-rules": {
         "task": "telemetry.evaluate_no_data",
+        "schedule": 5 * 60.0,
+    },
+    "telemetry-sweep-pending-batches": {
+        "task": "telemetry.sweep_pending_batches",
+        "schedule": 60.0,
+    },
+    "telemetry-resolve-cleared-signals": {
+        "task": "telemetry.resolve_cleared_signals",
         "schedule": 5 * 60.0,
     },
 }
@@ -238,18 +303,26 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
+    # Every error answer documented as problem+json (partners/api/schema.py).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "partners.api.schema.problem_responses",
+    ],
 }
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
-}
+# Logs: "json" (one object a line) or "plain"; every record carries the request id and passes
+# the secret-redacting filter (clearinghouse/logs.py). Workers log the same way.
+LOG_FORMAT = env("LOG_FORMAT", "plain")
+LOG_LEVEL = env("LOG_LEVEL", "INFO")
+LOGGING = logging_config(fmt=LOG_FORMAT, level=LOG_LEVEL)
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 WEBHOOKS_ALLOW_HTTP = False
+# A worker's claim on a delivery lasts this long (longer than the delivery task's 60 s time
+# limit); a killed worker's delivery is sent again after it by the minute sweep, which leaves a
+# delivery alone for the grace after it came due (its own task is on the way).
+WEBHOOK_CLAIM_LEASE_SECONDS = int(env("WEBHOOK_CLAIM_LEASE_SECONDS", "300"))
+WEBHOOK_SWEEP_GRACE_SECONDS = int(env("WEBHOOK_SWEEP_GRACE_SECONDS", "30"))
 
 # Invitations and password-reset links stay valid for this long.
 INVITATION_TTL_HOURS = int(env("INVITATION_TTL_HOURS", "72"))
@@ -283,6 +356,9 @@ RECORDS_MAX_BATCH = int(env("RECORDS_MAX_BATCH", "10000"))
 TELEMETRY_MAX_BATCH = int(env("TELEMETRY_MAX_BATCH", "50000"))
 TELEMETRY_RETENTION_DAYS = int(env("TELEMETRY_RETENTION_DAYS", "365"))
 TELEMETRY_GOODWILL_POINTS = int(env("TELEMETRY_GOODWILL_POINTS", "500"))
+# Minutes a live service signal's condition must stay cleared before it is resolved (0: never;
+# the signal only shows since when its condition has cleared).
+TELEMETRY_SIGNAL_CLEAR_MINUTES = int(env("TELEMETRY_SIGNAL_CLEAR_MINUTES", "60"))
 
 # Reconciliation: how far apart a sale and its registration may be (days), how long a sale may
 # wait for its registration, how long a service case may stay open, the default warranty.

@@ -7,7 +7,7 @@ proxy set SECURE_PROXY_SSL_HEADER_NAME (e.g. HTTP_X_FORWARDED_PROTO).
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
-from .base import env, env_bool
+from .base import LOG_LEVEL, env, env_bool, logging_config
 
 DEBUG = False
 SECRET_KEY = env("SECRET_KEY")
@@ -27,6 +27,8 @@ X_FRAME_OPTIONS = "DENY"
 if env("SECURE_PROXY_SSL_HEADER_NAME"):
     SECURE_PROXY_SSL_HEADER = (env("SECURE_PROXY_SSL_HEADER_NAME"), "https")
 EMAIL_BACKEND = env("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+LOG_FORMAT = env("LOG_FORMAT", "json")
+LOGGING = logging_config(fmt=LOG_FORMAT, level=LOG_LEVEL)
 WEBHOOKS_ALLOW_HTTP = False
 
 for _name in ("IDENTIFIER_HMAC_KEYS", "MASTER_KEYS", "RECEIPT_SIGNING_KEYS"):

@@ -35,4 +35,4 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 CELERY_TASK_ALWAYS_EAGER = True
 CELERY_TASK_EAGER_PROPAGATES = True
-LOGGING["root"]["level"] = "WARNING"
+LOGGING["root"]["level"] = env("LOG_LEVEL", "WARNING")

@@ -57,6 +57,20 @@ def phone_page(browser):
     context.close()
 
 
+def customer_sign_in(page, base_url, email):
+    """Asks for a dashboard sign-in link on /me/ and follows it from the e-mail."""
+    from django.core import mail
+
+    page.goto(f"{base_url}/me/")
+    page.get_by_label("Your e-mail address").fill(email)
+    page.get_by_role("button", name="Send me a sign-in link").click()
+    page.get_by_text("a link is on its way").wait_for()
+    path = "/me/link/" + mail.outbox[-1].body.split("/me/link/")[1].split()[0]
+    page.goto(f"{base_url}{path}")
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("heading", name="Who holds my data").wait_for()
+
+
 @pytest.fixture
 def screenshot():
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)

@@ -5,11 +5,11 @@ import json
 from pathlib import Path
 
 import pytest
-from django.core import mail
 
 from consent import identity, selectors, services
 from consent.models import Customer
 from partners.models import Partner
+from tests.browser.conftest import customer_sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -25,14 +25,7 @@ def test_sign_in_revoke_export_erase(live_server, page, screenshot, make_partner
     services.consent_grant(customer=customer, grantee=maker, purpose="service", source="customer")
     services.consent_grant(customer=customer, grantee=shop, purpose="loyalty", source="customer")
 
-    page.goto(f"{live_server.url}/me/")
-    page.get_by_label("Your e-mail address").fill("alice@example.org")
-    page.get_by_role("button", name="Send me a sign-in link").click()
-    page.get_by_text("a link is on its way").wait_for()
-    path = "/me/link/" + mail.outbox[-1].body.split("/me/link/")[1].split()[0]
-    page.goto(f"{live_server.url}{path}")
-    page.get_by_role("button", name="Sign in").click()
-    page.get_by_role("heading", name="Who holds my data").wait_for()
+    customer_sign_in(page, live_server.url, "alice@example.org")
     screenshot(page, "dashboard-overview")
 
     page.get_by_role("link", name="My consents", exact=True).click()
