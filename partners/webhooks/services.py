@@ -15,8 +15,8 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import timedelta
-from functools import partial
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
@@ -45,15 +45,25 @@ MAX_ATTEMPTS = 10  # 30 s, 1, 2, 4, 8, 16, 32 min, then 1 h twice: about 3 h in 
 BACKOFF_BASE = 30
 BACKOFF_CAP = 3600
 TIMEOUT = 10
-# Longer than the delivery task's hard time limit: a claim outlives the worker that made it.
-CLAIM_LEASE = timedelta(minutes=5)
 # Retries further ahead are left to the sweep: with Redis as the broker, a task whose countdown
 # outlives the visibility timeout is delivered again and again, and it sits in a worker's memory.
 COUNTDOWN_LIMIT = 15 * 60
-# The sweep leaves a delivery alone this long after it came due: its own task is on the way.
-SWEEP_GRACE = timedelta(seconds=30)
 SECRET_GRACE = timedelta(hours=24)
 PAYLOAD_MAX_BYTES = 256 * 1024
+
+
+def claim_lease():
+    """How long a claimed delivery is left to the worker that claimed it
+    (``WEBHOOK_CLAIM_LEASE_SECONDS``). Longer than the delivery task's hard time limit, so a
+    live worker's attempt is never duplicated; a killed worker's delivery comes due again after
+    it and the sweep sends it."""
+    return timedelta(seconds=settings.WEBHOOK_CLAIM_LEASE_SECONDS)
+
+
+def sweep_grace():
+    """How long the sweep leaves a delivery alone after it came due, because its own task is
+    on the way (``WEBHOOK_SWEEP_GRACE_SECONDS``)."""
+    return timedelta(seconds=settings.WEBHOOK_SWEEP_GRACE_SECONDS)
 
 
 def backoff(attempt):
@@ -181,11 +191,12 @@ def _enqueue(delivery_ids, countdown=None):
     sweep enqueues them later (``robust``: a failure here must not fail the caller's commit)."""
     from ..tasks import deliver_webhook
 
+    def enqueue(delivery_id):
+        # A function, not a partial: Django names a failed robust callback by its __qualname__.
+        return lambda: deliver_webhook.apply_async(args=[str(delivery_id)], countdown=countdown)
+
     for delivery_id in delivery_ids:
-        transaction.on_commit(
-            partial(deliver_webhook.apply_async, args=[str(delivery_id)], countdown=countdown),
-            robust=True,
-        )
+        transaction.on_commit(enqueue(delivery_id), robust=True)
 
 
 def _jsonable(data):
@@ -342,7 +353,7 @@ def _claim(delivery_id):
             return None
         delivery.attempts += 1
         delivery.last_attempt_at = now
-        delivery.next_attempt_at = now + CLAIM_LEASE
+        delivery.next_attempt_at = now + claim_lease()
         delivery.save(update_fields=["attempts", "last_attempt_at", "next_attempt_at"])
     return delivery
 
@@ -462,7 +473,7 @@ def webhooks_enqueue_due(*, limit=1000):
         WebhookDelivery.objects.unscoped()
         .filter(
             status__in=[Status.PENDING, Status.FAILED],
-            next_attempt_at__lte=timezone.now() - SWEEP_GRACE,
+            next_attempt_at__lte=timezone.now() - sweep_grace(),
         )
         .order_by("next_attempt_at")
         .values_list("pk", flat=True)[:limit]

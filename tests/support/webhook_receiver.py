@@ -1,7 +1,9 @@
 """A real HTTP receiver for webhook tests: ``http.server`` on 127.0.0.1, an ephemeral port, in
 a thread. It records every request and answers 200, or ``fail_first(n)`` times with an error
 status first; ``acknowledge_with(secret)`` makes it answer an event that carries an
-``ack_token`` with the signed ``Clearinghouse-Ack`` header, like a partner's receiver would."""
+``ack_token`` with the signed ``Clearinghouse-Ack`` header, like a partner's receiver would.
+``delay`` makes it a slow receiver: it counts the request in ``arrivals`` at once and answers
+only after that many seconds."""
 
 import contextlib
 import json
@@ -34,11 +36,17 @@ class WebhookReceiver:
         self._failure_status = 500
         self._ack_secret = None
         self.response_body = b'{"ok": true}'
+        self.delay = 0.0
+        self.arrivals = 0
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with receiver._lock:
+                    receiver.arrivals += 1
+                if receiver.delay:
+                    time.sleep(receiver.delay)
                 status, extra = receiver._answer(body)
                 receiver._record(self.path, dict(self.headers.items()), body, status)
                 self.send_response(status)
