@@ -99,3 +99,13 @@ ROLES = [Role.ADMIN, Role.ANALYST, Role.VIEWER]
 
 # The manufacturer and retailer pair with an active agreement, for every test package.
 from tests.records.conftest import pair  # noqa: E402, F401
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Print the figures tests reported (tests/support/summary.py)."""
+    from tests.support import summary
+
+    for title, lines in summary.SECTIONS:
+        terminalreporter.write_sep("-", title)
+        for line in lines:
+            terminalreporter.write_line(line)

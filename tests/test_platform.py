@@ -49,14 +49,19 @@ PRODUCTION_KEYS = {
 }
 
 
-def test_production_settings_pass_check_deploy():
-    env = {
+def production_env():
+    """The environment of a complete production configuration."""
+    return {
         **{k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"},
         "DJANGO_SETTINGS_MODULE": "clearinghouse.settings.production",
         "SECRET_KEY": "k7#Vq2!xPz9@Lm4$Rt6^Wb8&Nc1*Hd3(Jf5)Gs0-Ye2+Ua7=Io9",
         "ALLOWED_HOSTS": "clearinghouse.example",
         **PRODUCTION_KEYS,
     }
+
+
+def test_production_settings_pass_check_deploy():
+    env = production_env()
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
         cwd=ROOT,

@@ -4,11 +4,12 @@ data the calling partner received, and their acknowledgement. Another partner's 
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
-from rest_framework import exceptions, mixins, serializers
+from rest_framework import mixins, serializers
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from partners.api.base import PartnerScopedViewSet
+from partners.api.params import boolean_param
 from partners.models import Scope
 
 from .. import notices
@@ -68,10 +69,7 @@ class NoticeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PartnerSco
     def scoped_queryset(self, partner):
         acknowledged = None
         if self.action == "list":
-            value = self.request.query_params.get("acknowledged")
-            if value not in (None, "", "true", "false"):
-                raise exceptions.ValidationError({"acknowledged": "must be true or false"})
-            acknowledged = {"true": True, "false": False}.get(value)
+            acknowledged = boolean_param(self.request, "acknowledged")
         return notices.partner_notices(partner=partner, acknowledged=acknowledged)
 
     @extend_schema(
@@ -79,7 +77,6 @@ class NoticeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PartnerSco
             OpenApiParameter(
                 "acknowledged", bool, description="false: only those still to acknowledge"
             ),
-            OpenApiParameter("page_size", int),
         ]
     )
     def list(self, request, *args, **kwargs):

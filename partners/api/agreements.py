@@ -58,8 +58,8 @@ class VersionSerializer(VersionSummarySerializer):
 class AgreementSerializer(serializers.ModelSerializer):
     manufacturer = PartySerializer(read_only=True)
     retailer = PartySerializer(read_only=True)
-    suspended_by = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    terminated_by = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    suspended_by = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
+    terminated_by = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
     active_version = VersionSerializer(
         read_only=True, allow_null=True, help_text="The countersigned terms; null until then."
     )

@@ -5,14 +5,27 @@ request's partner, so no view can forget the tenancy restriction. A subclass tha
 ``get_queryset`` itself is refused when its module is imported.
 """
 
-from rest_framework import viewsets
+from rest_framework import exceptions, viewsets
 from rest_framework.views import APIView
 
 from .authentication import request_partner
 from .permissions import HasScope
 
 
-class PartnerScopedViewSet(viewsets.GenericViewSet):
+class RefusesNul:
+    """PostgreSQL cannot store or compare text with a NUL character: a query parameter or path
+    segment holding one would fail in the database (a 500). Refuse it up front as a 400, after
+    authentication (so an anonymous caller still gets its 401)."""
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        given = [*request.query_params.lists(), *((k, [str(v)]) for k, v in kwargs.items())]
+        for name, values in given:
+            if "\x00" in name or any("\x00" in value for value in values):
+                raise exceptions.ValidationError({name: "must not contain a NUL character"})
+
+
+class PartnerScopedViewSet(RefusesNul, viewsets.GenericViewSet):
     """Lists and details restricted to the calling partner. Set ``model`` (queried through its
     ``for_partner``) or override ``scoped_queryset``. Foreign objects are 404s."""
 
@@ -41,7 +54,7 @@ class PartnerScopedViewSet(viewsets.GenericViewSet):
         return self.scoped_queryset(self.partner)
 
 
-class PartnerAPIView(APIView):
+class PartnerAPIView(RefusesNul, APIView):
     """A single-resource endpoint acting for the calling partner."""
 
     permission_classes = [HasScope]

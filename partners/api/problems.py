@@ -6,13 +6,21 @@ validation errors an ``errors`` list with one entry per field (``field`` is a do
 browsable API renders successes as HTML for staff, but an error is always problem+json.
 """
 
+import logging
+
+import redis.exceptions
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import InterfaceError
+from django.db import OperationalError as DatabaseUnavailable
 from django.http import Http404, JsonResponse
+from kombu.exceptions import OperationalError as BrokerUnavailable
 from rest_framework import exceptions, status
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
+
+logger = logging.getLogger(__name__)
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 TYPE_BASE = "urn:clearinghouse:problem:"
@@ -32,6 +40,35 @@ TITLES = {
     500: "Internal server error",
     503: "Service unavailable",
 }
+
+
+# PostgreSQL or Redis cannot be reached (down, restarting, refusing connections, a timeout):
+# the caller gets a 503 with Retry-After, never a 500 — nothing was committed, trying again later
+# is the right thing to do.
+SERVICE_UNAVAILABLE_ERRORS = (
+    DatabaseUnavailable,
+    InterfaceError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    BrokerUnavailable,
+)
+RETRY_AFTER_SECONDS = 5
+
+
+class ServiceUnavailable(exceptions.APIException):
+    status_code = 503
+    default_detail = "The service is briefly unavailable; nothing was changed. Try again shortly."
+    default_code = "unavailable"
+
+    def __init__(self):
+        super().__init__()
+        self.wait = RETRY_AFTER_SECONDS  # DRF turns it into Retry-After
+
+
+def service_unavailable_logged(exc, request=None):
+    """Log an outage error once, briefly (it is expected while a service restarts)."""
+    path = request.path if request is not None else "?"
+    logger.warning("503 for %s: %s: %s", path, type(exc).__name__, str(exc)[:200])
 
 
 class ProblemJSONRenderer(JSONRenderer):
@@ -82,6 +119,9 @@ def flatten_errors(detail, path=""):
 
 
 def problem_exception_handler(exc, context):
+    if isinstance(exc, SERVICE_UNAVAILABLE_ERRORS):
+        service_unavailable_logged(exc, context.get("request"))
+        exc = ServiceUnavailable()
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(
             exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
@@ -112,7 +152,7 @@ def problem_exception_handler(exc, context):
         ):
             code = None
         detail = str(detail)
-        if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
+        if isinstance(exc, exceptions.Throttled | ServiceUnavailable) and exc.wait is not None:
             extra["retry_after"] = int(exc.wait) + 1
     body = problem(status_code, detail, code=code, errors=errors, instance=instance, **extra)
     headers = {k: v for k, v in response.items() if k.lower() != "content-type"}
@@ -125,12 +165,13 @@ def problem_exception_handler(exc, context):
     return problem_response
 
 
-def problem_response(request, status_code, detail, *, code=None):
+def problem_response(request, status_code, detail, *, code=None, headers=None):
     """A problem+json answer outside DRF (URL not found, server error, health)."""
     return JsonResponse(
         problem(status_code, detail, code=code, instance=request.get_full_path()),
         status=status_code,
         content_type=PROBLEM_CONTENT_TYPE,
+        headers=headers,
     )
 
 

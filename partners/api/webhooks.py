@@ -14,6 +14,7 @@ from .. import webhooks
 from ..models import Scope, WebhookDelivery, WebhookEndpoint, WebhookEventType
 from .authentication import request_actor
 from .base import PartnerScopedViewSet
+from .params import choice_param
 
 # Plain strings for statuses: an enum per serializer field named "status" would collide in the
 # schema with the other apps' (a drf-spectacular warning that fails ``check --deploy``).
@@ -191,13 +192,10 @@ class WebhookDeliveryViewSet(
         if self.action != "list":
             return deliveries
         params = self.request.query_params
-        if params.get("status"):
-            if params["status"] not in DELIVERY_STATUSES:
-                raise exceptions.ValidationError(
-                    {"status": f"must be one of {', '.join(DELIVERY_STATUSES)}"}
-                )
-            deliveries = deliveries.filter(status=params["status"])
-        if params.get("endpoint"):
+        status_ = choice_param(self.request, "status", DELIVERY_STATUSES)
+        if status_:
+            deliveries = deliveries.filter(status=status_)
+        if "endpoint" in params:
             endpoint = (
                 WebhookEndpoint.objects.for_partner(partner).filter(pk=params["endpoint"]).first()
                 if _is_uuid(params["endpoint"])
@@ -211,8 +209,7 @@ class WebhookDeliveryViewSet(
     @extend_schema(
         parameters=[
             OpenApiParameter("status", str, enum=DELIVERY_STATUSES),
-            OpenApiParameter("endpoint", str, description="an endpoint id"),
-            OpenApiParameter("page_size", int),
+            OpenApiParameter("endpoint", uuid.UUID, description="an endpoint id"),
         ]
     )
     def list(self, request, *args, **kwargs):

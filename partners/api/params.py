@@ -1,0 +1,21 @@
+"""Query parameters of the API's lists. A filter given with a value its schema does not allow is
+a 400 problem, never silently ignored: ``?status=`` or ``?mine=1`` is a client's bug it should
+hear about, not a request for everything."""
+
+from rest_framework import exceptions
+
+
+def choice_param(request, name, choices):
+    """The value of query parameter ``name`` when it is one of ``choices``; None when absent."""
+    value = request.query_params.get(name)
+    if value is None:
+        return None
+    if value not in choices:
+        raise exceptions.ValidationError({name: f"must be one of {', '.join(choices)}"})
+    return value
+
+
+def boolean_param(request, name):
+    """True or False for ``true``/``false``; None when absent."""
+    value = choice_param(request, name, ("true", "false"))
+    return None if value is None else value == "true"
