@@ -2,13 +2,16 @@
 SHELL := /bin/bash
 DEV := bash scripts/dev.sh
 
-.PHONY: run test lint format bench bootstrap services-stop clean
+.PHONY: run test fuzz lint format bench load bootstrap services-stop clean
 
 run:            ## bootstrap, migrate, load the demo, serve web + worker + beat
 	@$(DEV) run
 
 test:           ## bootstrap, then the whole suite against real PostgreSQL, Redis and Chromium
 	@$(DEV) test
+
+fuzz:           ## the API fuzzer run long: FUZZ_EXAMPLES (default 100) per operation and mode
+	@$(DEV) fuzz
 
 bootstrap:      ## only the virtualenv and the services
 	@$(DEV) bootstrap
@@ -21,6 +24,9 @@ format:
 
 bench:          ## benchmark scripts under bench/, figures against a baseline in the same run
 	@$(DEV) bench
+
+load:           ## 60 s of a realistic mix against gunicorn and a worker: throughput, p50/p99, errors
+	@$(DEV) load
 
 services-stop:  ## stop the project-local PostgreSQL and Redis started by the bootstrap
 	@$(DEV) stop

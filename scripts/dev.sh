@@ -196,6 +196,13 @@ case "$cmd" in
     shift || true
     python -m pytest "$@"
     ;;
+  fuzz)
+    bootstrap
+    export FUZZ_EXAMPLES=${FUZZ_EXAMPLES:-100} FUZZ_RANDOM=${FUZZ_RANDOM:-1} FUZZ_TABLE=1
+    say "fuzzing every API operation against /api/schema/ ($FUZZ_EXAMPLES examples per operation and mode)"
+    shift || true
+    python -m pytest tests/test_fuzz_api.py -p no:cacheprovider "$@"
+    ;;
   lint)
     ensure_venv
     "$VENV/bin/ruff" check . && "$VENV/bin/ruff" format --check .
@@ -210,11 +217,17 @@ case "$cmd" in
       python "$script"
     done
     ;;
+  load)
+    bootstrap
+    shift || true
+    # Threaded workers, so that a read is not queued behind a batch in a sync worker.
+    python bench/load.py --threads 4 "$@"
+    ;;
   stop)
     stop_services
     ;;
   *)
-    echo "usage: scripts/dev.sh run|test|bootstrap|lint|bench|stop" >&2
+    echo "usage: scripts/dev.sh run|test|fuzz|bootstrap|lint|bench|load|stop" >&2
     exit 2
     ;;
 esac
