@@ -95,7 +95,7 @@ def _healthy(port):
 
 
 def test_postgres_restarted_under_load_gives_503s_then_recovers_with_no_half_batch():
-    batches_max = 1000
+    batches_max = 5000  # devices registered for the readings poster; it must not run out
     with PostgresCluster() as cluster, RedisServer() as redis_server:
         copy_schema(processes.test_database_url(), cluster, "app")
         env = server_env(database_url=cluster.url("app"), redis_url=redis_server.url)
