@@ -38,7 +38,6 @@ from .signals import consent_revoked, customer_erased, customer_erasing
 from .staging import insert_rows, row_source
 
 MAGIC_LINK_SALT = "consent.magic-link"
-IDENTITY_LOCK = 7_302_215_002  # pg_advisory_xact_lock key of identity resolution
 
 
 class DuplicateGrant(ValidationError):
@@ -90,11 +89,12 @@ def identities_resolve(*, identifiers, partner):
 
 
 def _resolve_unique(unique, partner):
-    # Batches from different partners name the same people and are written inside long ingest
-    # transactions: concurrent batches deadlocked on each other's new identifiers. One lock,
-    # held to the end of the caller's transaction, serialises the writers instead; callers
-    # take it as late as they can (after parsing and validating their batch).
-    _sql("SELECT pg_advisory_xact_lock(%s)", [IDENTITY_LOCK])
+    # Batches from different partners name the same people and run concurrently inside long
+    # ingest transactions. No lock serialises them: every statement below writes its rows in
+    # the order of their unique key (identifiers), of their id (ciphertext upgrades) or of the
+    # customer (sources), so two batches that touch the same rows wait for each other in one
+    # order and never in a cycle; a batch that loses the race for a new identifier waits for
+    # the winner's commit and then uses its subject.
     found = _lookup(unique.values())
     missing = [p for key, p in unique.items() if key not in found]
     if missing:

@@ -214,8 +214,8 @@ class BatchIngest:
     Valid rows are staged (COPY, in chunks, so memory stays bounded) as they come; ``finish``
     resolves every customer of the batch at once and inserts the records with one statement.
     Doing the database work once per batch, after all the parsing and validating, keeps the
-    time a batch holds the identity lock short and gives each concurrent batch one order in
-    which it waits for others."""
+    time a batch holds row locks short and gives each concurrent batch one order in which it
+    waits for others (so concurrent batches never deadlock)."""
 
     def __init__(self, *, partner, max_rows):
         self.partner = partner
