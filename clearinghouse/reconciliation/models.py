@@ -94,8 +94,10 @@ class RecordLink(models.Model):
         VISIT_COMPLETION = "visit_completion", "Service visit ↔ completion"
         REQUEST_COMPLETION = "request_completion", "Service request ↔ completion"
 
+    # The link is its own key: no surrogate id, so a run's bulk insert maintains one index
+    # fewer (the key starts with from_record; to_record has its own index).
+    pk = models.CompositePrimaryKey("from_record", "to_record", "kind")
     kind = models.CharField(max_length=24, choices=Kind.choices)
-    # from_record: the unique key below starts with it
     from_record = models.ForeignKey(
         InteractionRecord, on_delete=models.CASCADE, related_name="+", db_index=False, **BULK
     )
@@ -103,13 +105,6 @@ class RecordLink(models.Model):
         InteractionRecord, on_delete=models.CASCADE, related_name="+", **BULK
     )
     created_at = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["from_record", "to_record", "kind"], name="record_link_unique"
-            )
-        ]
 
     def __str__(self):
         return f"{self.kind}: {self.from_record_id} → {self.to_record_id}"
