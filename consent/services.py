@@ -471,11 +471,11 @@ def consent_grant(
         raise ValidationError({"expires_at": "The expiry is in the past: nothing to grant."})
     if grantee.status != Partner.Status.ACTIVE:
         raise ValidationError({"grantee": "Consent can only be given to an active partner."})
-    customer = Customer.objects.select_for_update().get(pk=customer.pk)
+    customer = Customer.objects.select_for_update(no_key=True).get(pk=customer.pk)
     if customer.is_erased:
         raise ValidationError("This customer was erased.")
     existing = (
-        ConsentGrant.objects.select_for_update()
+        ConsentGrant.objects.select_for_update(no_key=True)
         .filter(customer=customer, grantee=grantee, purpose=purpose, revoked_at__isnull=True)
         .first()
     )
@@ -547,8 +547,12 @@ def _end_grant(grant, ended_by, now, *, receipt=True):
 def consent_revoke(*, grant, ended_by=ConsentGrant.Ended.CUSTOMER):
     """End a grant now: the very next read by the grantee no longer sees the data. Revoking an
     ended grant is harmless."""
+    # Only the grant's row, and FOR NO KEY UPDATE: a plain FOR UPDATE through select_related
+    # also locked the customer and the partner rows against the foreign-key checks of every
+    # concurrent read's access log, and deadlocked with them under load. (The customer locks
+    # below are NO KEY for the same reason.)
     grant = (
-        ConsentGrant.objects.select_for_update()
+        ConsentGrant.objects.select_for_update(of=("self",), no_key=True)
         .select_related("grantee", "customer")
         .get(pk=grant.pk)
     )
@@ -650,13 +654,13 @@ def customer_erase(*, customer):
     identifiers, sign-in links, access log and sources, destroy the data key (after which no
     ciphertext of theirs can ever be decrypted), and issue a final signed receipt. The ledger keeps
     its entries, which name only the pseudonymous id. Erasing twice returns the first receipt."""
-    customer = Customer.objects.select_for_update().get(pk=customer.pk)
+    customer = Customer.objects.select_for_update(no_key=True).get(pk=customer.pk)
     if customer.is_erased:
         return customer.receipts.filter(kind=Receipt.Kind.ERASURE).first()
     now = timezone.now()
     ended = []
     for grant in (
-        ConsentGrant.objects.select_for_update()
+        ConsentGrant.objects.select_for_update(of=("self",), no_key=True)
         .select_related("grantee", "customer")
         .filter(customer=customer, revoked_at__isnull=True)
     ):
