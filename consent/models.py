@@ -247,9 +247,17 @@ class AccessLogEntry(models.Model):
     record_count = models.PositiveIntegerField()
     request_id = models.CharField(max_length=64, blank=True)
     accessed_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # The ledger entry of this access, once a worker has chained it (``access_log_chain``):
+    # reads write their access-log rows without waiting for the ledger's lock.
+    ledger_seq = models.BigIntegerField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-accessed_at"]
+        indexes = [
+            models.Index(
+                fields=["id"], condition=Q(ledger_seq__isnull=True), name="access_log_unchained"
+            )
+        ]
 
     def __str__(self):
         return f"{self.partner_id} read {self.customer_id} at {self.accessed_at}"

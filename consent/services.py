@@ -6,6 +6,7 @@ as the change itself.
 """
 
 import hashlib
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -36,6 +37,8 @@ from .models import (
 from .selectors import identifier_match
 from .signals import consent_revoked, customer_erased, customer_erasing
 from .staging import insert_rows, row_source
+
+logger = logging.getLogger(__name__)
 
 MAGIC_LINK_SALT = "consent.magic-link"
 
@@ -606,8 +609,10 @@ class Access:
 
 @transaction.atomic
 def access_record(*, partner, accesses, channel, request_id=""):
-    """Log partner reads: ``accesses`` maps customer id → Access. One access-log row and one
-    ledger entry per customer and request, never per record."""
+    """Log partner reads: ``accesses`` maps customer id → Access. One access-log row per
+    customer and request, never per record. Its ledger entry is chained by a worker right after
+    the commit (``access_log_chain``), so that reads never queue for the ledger's lock; the
+    rows themselves are the outbox, and a sweep chains any the worker missed."""
     if not accesses:
         return []
     now = timezone.now()
@@ -625,24 +630,58 @@ def access_record(*, partner, accesses, channel, request_id=""):
         for customer_id, a in sorted(accesses.items(), key=lambda item: str(item[0]))
     ]
     AccessLogEntry.objects.bulk_create(rows)
-    ledger_append_many(
-        [
-            (
-                "data.accessed",
-                row.customer_id,
-                partner.pk,
-                {
-                    "channel": channel,
-                    "records": row.record_count,
-                    "purposes": row.purposes,
-                    "categories": row.categories,
-                    "request": request_id,
-                },
-            )
-            for row in rows
-        ]
-    )
+    transaction.on_commit(_schedule_access_chaining, robust=True)
     return rows
+
+
+ACCESS_CHAIN_PENDING = "consent:access-chain-pending"
+ACCESS_CHAIN_BATCH = 2000
+
+
+def _schedule_access_chaining():
+    """One chaining task for a burst of reads: the first read after a task started enqueues
+    the next (the task clears the mark before it looks for rows, so none is left behind)."""
+    from .tasks import chain_access_log
+
+    try:
+        if cache.add(ACCESS_CHAIN_PENDING, 1, timeout=60):
+            chain_access_log.apply_async(countdown=settings.ACCESS_CHAIN_DELAY_SECONDS)
+    except Exception:  # Redis away: the beat's sweep chains them
+        logger.warning("could not schedule access-log chaining; the sweep will", exc_info=True)
+
+
+def access_log_chain(*, limit=ACCESS_CHAIN_BATCH, customer_id=None):
+    """Append the ledger entries of access-log rows not chained yet, oldest first, and note
+    each entry's number on its row. Returns how many were chained (at most ``limit``)."""
+    with transaction.atomic():
+        pending = AccessLogEntry.objects.filter(ledger_seq__isnull=True)
+        if customer_id is not None:
+            pending = pending.filter(customer_id=customer_id)
+        rows = list(pending.order_by("id").select_for_update(skip_locked=True)[:limit])
+        if not rows:
+            return 0
+        entries = ledger_append_many(
+            [
+                (
+                    "data.accessed",
+                    row.customer_id,
+                    row.partner_id,
+                    {
+                        "channel": row.channel,
+                        "records": row.record_count,
+                        "purposes": row.purposes,
+                        "categories": row.categories,
+                        "request": row.request_id,
+                        "accessed_at": row.accessed_at.isoformat(),
+                    },
+                )
+                for row in rows
+            ]
+        )
+        for row, entry in zip(rows, entries, strict=True):
+            row.ledger_seq = entry.seq
+        AccessLogEntry.objects.bulk_update(rows, ["ledger_seq"], batch_size=500)
+    return len(rows)
 
 
 # --- erasure -----------------------------------------------------------------------------------
@@ -676,6 +715,7 @@ def customer_erase(*, customer):
     }
     customer.identifiers.all().delete()
     MagicLink.objects.filter(customer=customer).delete()
+    access_log_chain(limit=None, customer_id=customer.pk)  # the ledger keeps their reads
     AccessLogEntry.objects.filter(customer=customer).delete()
     CustomerSource.objects.filter(customer=customer).delete()
     customer.receipts.all().delete()

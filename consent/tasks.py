@@ -1,7 +1,9 @@
-"""Consent tasks: sign-in e-mails and the expiry sweep. Ids in, one service call, safe twice."""
+"""Consent tasks: sign-in e-mails, the expiry sweep and the chaining of partner reads into the
+ledger. Ids in, one service call, safe twice."""
 
 from celery import shared_task
 from django.conf import settings
+from django.core.cache import cache
 from django.core.mail import send_mail
 from django.template.loader import render_to_string
 
@@ -45,3 +47,19 @@ def chase_notices():
     """Every 15 minutes: remind recipients that have not acknowledged a withdrawal or erasure
     notice (GDPR Art. 19), and create notices a lost signal left out."""
     return notices.notices_chase()
+
+
+@shared_task(name="consent.chain_access_log", time_limit=300, soft_time_limit=280)
+def chain_access_log(sweep=False):
+    """Chain the access-log rows not in the ledger yet: after a burst of reads (scheduled by
+    ``access_record``), and from the beat every minute as the sweep for any schedule lost while
+    Redis was away."""
+    if not sweep:
+        # Cleared before looking, so a read committed from now on schedules the next run.
+        cache.delete(services.ACCESS_CHAIN_PENDING)
+    chained = 0
+    while True:
+        n = services.access_log_chain()
+        chained += n
+        if n < services.ACCESS_CHAIN_BATCH:
+            return chained

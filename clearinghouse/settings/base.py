@@ -255,6 +255,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "telemetry.evaluate_no_data",
         "schedule": 5 * 60.0,
     },
+    "consent-chain-access-log": {
+        "task": "consent.chain_access_log",
+        "schedule": 60.0,
+        "kwargs": {"sweep": True},
+    },
     "telemetry-sweep-pending-batches": {
         "task": "telemetry.sweep_pending_batches",
         "schedule": 60.0,
@@ -356,6 +361,9 @@ RECORDS_MAX_BATCH = int(env("RECORDS_MAX_BATCH", "10000"))
 TELEMETRY_MAX_BATCH = int(env("TELEMETRY_MAX_BATCH", "50000"))
 TELEMETRY_RETENTION_DAYS = int(env("TELEMETRY_RETENTION_DAYS", "365"))
 TELEMETRY_GOODWILL_POINTS = int(env("TELEMETRY_GOODWILL_POINTS", "500"))
+# Seconds between a partner's read and the ledger entry of its access-log row (a burst of reads
+# is chained by one task).
+ACCESS_CHAIN_DELAY_SECONDS = float(env("ACCESS_CHAIN_DELAY_SECONDS", "1"))
 # Minutes a live service signal's condition must stay cleared before it is resolved (0: never;
 # the signal only shows since when its condition has cleared).
 TELEMETRY_SIGNAL_CLEAR_MINUTES = int(env("TELEMETRY_SIGNAL_CLEAR_MINUTES", "60"))

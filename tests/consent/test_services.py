@@ -197,22 +197,52 @@ def test_every_grant_and_revocation_has_a_verifying_receipt(world):
         assert not receipts.verify_with_jwk(tampered, jwk)
 
 
-def test_access_is_logged_once_per_customer_and_request(world):
-    maker, _, customer = world
+def _read(partner, customer, request_id="req-1", records=7):
     services.access_record(
-        partner=maker,
+        partner=partner,
         channel="api",
-        request_id="req-1",
+        request_id=request_id,
         accesses={
             customer.pk: services.Access(
-                record_count=7, purposes={"warranty"}, categories={"purchase"}
+                record_count=records, purposes={"warranty"}, categories={"purchase"}
             )
         },
     )
+
+
+def test_access_is_logged_once_per_customer_and_request(world, django_capture_on_commit_callbacks):
+    maker, _, customer = world
+    with django_capture_on_commit_callbacks(execute=True):  # the chaining task, eagerly
+        _read(maker, customer)
     entry = AccessLogEntry.objects.get(customer=customer)
     assert entry.record_count == 7 and entry.partner == maker
     ledger = LedgerEntry.objects.get(kind="data.accessed")
     assert ledger.customer_ref == customer.pk and ledger.payload["records"] == 7
+    assert entry.ledger_seq == ledger.seq
+    assert ledger.payload["accessed_at"] == entry.accessed_at.isoformat()
+
+
+def test_reads_reach_the_ledger_after_their_commit_once_each(world):
+    maker, shop, customer = world
+    _read(maker, customer, "req-1")
+    _read(shop, customer, "req-2", records=2)
+    # Written, not yet chained: a read does not wait for the ledger's lock.
+    assert AccessLogEntry.objects.filter(ledger_seq__isnull=True).count() == 2
+    assert not LedgerEntry.objects.filter(kind="data.accessed").exists()
+    assert services.access_log_chain() == 2
+    assert services.access_log_chain() == 0  # twice chains nothing twice
+    chained = LedgerEntry.objects.filter(kind="data.accessed").order_by("seq")
+    assert [e.payload["request"] for e in chained] == ["req-1", "req-2"]  # in the order read
+    assert not AccessLogEntry.objects.filter(ledger_seq__isnull=True).exists()
+    assert ledger_verify()[1] == []
+
+
+def test_erasure_chains_the_customers_reads_before_deleting_them(world):
+    maker, _, customer = world
+    _read(maker, customer)
+    services.customer_erase(customer=customer)
+    assert not AccessLogEntry.objects.filter(customer=customer).exists()
+    assert LedgerEntry.objects.filter(kind="data.accessed", customer_ref=customer.pk).exists()
 
 
 def test_erasure_leaves_nothing_decryptable(world):
