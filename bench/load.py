@@ -8,9 +8,10 @@ withdraws a customer's consent and at once reads that customer's timeline; a ret
 in that answer is a violation (goal: none).
 
 Virtual users are threads in a closed loop (each sends its next request when the last one
-answered), with http.client over keep-alive connections: no dependency beyond the standard
-library, and the latency measured is what a partner's client sees. Progress on stderr, figures
-on stdout.
+answered, after a think time: ``--think-ms``, exponentially distributed, default 0, i.e. the
+users keep the machine saturated and the latencies include the queueing that causes), with
+http.client over keep-alive connections: no dependency beyond the standard library, and the
+latency measured is what a partner's client sees. Progress on stderr, figures on stdout.
 """
 
 import random
@@ -169,9 +170,9 @@ class Stats:
 class User(threading.Thread):
     """One virtual user: a closed loop over the mix until the deadline."""
 
-    def __init__(self, n, users, port, keys, grants, stats, deadline):
+    def __init__(self, n, users, port, keys, grants, stats, deadline, think=0.0):
         super().__init__(daemon=True)
-        self.n, self.stats, self.deadline = n, stats, deadline
+        self.n, self.stats, self.deadline, self.think = n, stats, deadline, think
         self.rng = random.Random(n)
         self.maker = Client(port, keys["maker"], timeout=60)
         self.shop = Client(port, keys["shop"], timeout=60)
@@ -276,6 +277,8 @@ class User(threading.Thread):
                 self.stats.add(op, 0.0, False, f"{type(exc).__name__}: {exc}")
                 self.maker.close()
                 self.shop.close()
+            if self.think:
+                time.sleep(self.rng.expovariate(1 / self.think))
 
 
 def sanity_check(port, keys):
@@ -296,6 +299,7 @@ def main():
         seconds=(int, 60, "how long the load runs (default 60)"),
         users=(int, 6, "virtual users, i.e. concurrent clients (default 6)"),
         customers=(int, 300, "customers, each with a sold and registered unit (default 300)"),
+        think_ms=(float, 0.0, "mean pause of a user between requests (default 0: saturate)"),
     )
     with bench_database(keep=args.keep) as (env, _url, _redis):
         django_setup()
@@ -307,7 +311,9 @@ def main():
             stats = Stats()
             deadline = time.monotonic() + args.seconds
             users = [
-                User(n, args.users, server.port, keys, grants, stats, deadline)
+                User(
+                    n, args.users, server.port, keys, grants, stats, deadline, args.think_ms / 1000
+                )
                 for n in range(args.users)
             ]
             log(f"load: {args.users} users for {args.seconds} s")
@@ -349,7 +355,8 @@ def report(stats, elapsed, args, busy):
     p99_reads = percentile(reads, 99) * 1000
     errors = sum(stats.errors.values())
     print(
-        f"Load: {args.users} users, {elapsed:.0f} s, gunicorn {args.workers} workers x "
+        f"Load: {args.users} users (think time {args.think_ms:g} ms), {elapsed:.0f} s, "
+        f"gunicorn {args.workers} workers x "
         f"{args.threads} threads, "
         f"1 celery worker, loopback; other work used {busy:.0%} of the machine's CPU meanwhile"
     )
