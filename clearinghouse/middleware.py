@@ -1,11 +1,14 @@
 """Response headers that every page carries (the Content-Security-Policy and the
-Permissions-Policy), and the body types that pages accept.
+Permissions-Policy), the body types that pages accept, and the client's address behind reverse
+proxies.
 
 Django 5.2 has no CSP of its own. The policy is a setting (``CONTENT_SECURITY_POLICY``, a mapping
 of directive to sources) so that a deployment can tighten it without code; the default allows
 scripts, styles and images only from this origin and nothing inline, which is why the templates
 carry no ``style=`` attributes, inline ``<script>`` blocks or ``on…=`` handlers.
 """
+
+import ipaddress
 
 from django.conf import settings
 from django.http import HttpResponse
@@ -66,4 +69,33 @@ class FormContentTypeMiddleware:
                 status=415,
                 content_type="text/plain; charset=utf-8",
             )
+        return self.get_response(request)
+
+
+class TrustedProxyMiddleware:
+    """Behind ``TRUSTED_PROXY_COUNT`` reverse proxies, REMOTE_ADDR is the nearest proxy's address
+    and the client's is the one the outermost proxy appended to X-Forwarded-For (the
+    ``TRUSTED_PROXY_COUNT``-th entry from the right). REMOTE_ADDR is rewritten to it, so that the
+    per-address limits (sign-in, password reset, dashboard links) count clients rather than the
+    proxy. Entries further left were sent by the client and are never believed. With no
+    trusted proxy (the default) the header is ignored altogether."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self.count = settings.TRUSTED_PROXY_COUNT
+
+    def __call__(self, request):
+        if self.count:
+            hops = [
+                hop.strip()
+                for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")
+                if hop.strip()
+            ]
+            if len(hops) >= self.count:
+                try:
+                    client = str(ipaddress.ip_address(hops[-self.count]))
+                except ValueError:
+                    client = None
+                if client:
+                    request.META["REMOTE_ADDR"] = client
         return self.get_response(request)

@@ -56,6 +56,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First, so that every log record of the request carries its id.
     "clearinghouse.logs.RequestIdMiddleware",
+    # Before anything reads the client's address (TRUSTED_PROXY_COUNT).
+    "clearinghouse.middleware.TrustedProxyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "clearinghouse.middleware.SecurityHeadersMiddleware",
     # Outside CommonMiddleware, so that its early answers (a refused Host: 400) carry it too.
@@ -147,6 +149,10 @@ SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
+
+# Reverse proxies in front of the web processes that append the client's address to
+# X-Forwarded-For (0: none, the header is ignored; 1: one proxy, e.g. nginx; ...).
+TRUSTED_PROXY_COUNT = int(env("TRUSTED_PROXY_COUNT", "0"))
 
 # Partner staff and operator sign-in: failed attempts per account and per client address in a
 # window, then refused (429) until it passes; password-reset e-mails per hour.

@@ -128,3 +128,34 @@ def world_customer(make_partner):
         partner=shop,
         categories=["purchase"],
     )
+
+
+def via_proxy(client, email, password, forwarded_for):
+    """A sign-in that reached us through a reverse proxy at 10.9.9.9."""
+    return client.post(
+        "/accounts/login/",
+        {"username": email, "password": password},
+        REMOTE_ADDR="10.9.9.9",
+        HTTP_X_FORWARDED_FOR=forwarded_for,
+    )
+
+
+def test_behind_a_trusted_proxy_the_limits_count_clients_not_the_proxy(
+    limits, make_partner, client
+):
+    limits.TRUSTED_PROXY_COUNT = 1
+    _, admin = make_partner()
+    for n in range(5):
+        # The client made up the left entries; the proxy appended the real address.
+        via_proxy(client, f"guess{n}@example.org", "wrong-guess", f"6.6.6.{n}, 203.0.113.7")
+    assert via_proxy(client, admin.email, PASSWORD, "203.0.113.7").status_code == 429
+    # Another client through the same proxy is not locked out with the guesser.
+    assert via_proxy(client, admin.email, PASSWORD, "198.51.100.4").status_code == 302
+
+
+def test_without_a_trusted_proxy_the_forwarded_header_is_ignored(limits, make_partner, client):
+    _, admin = make_partner()
+    for n in range(5):
+        via_proxy(client, f"guess{n}@example.org", "wrong-guess", f"203.0.113.{n}")
+    # Rotating the header did not spread the guesses over addresses: 10.9.9.9 is locked.
+    assert via_proxy(client, admin.email, PASSWORD, "198.51.100.4").status_code == 429
