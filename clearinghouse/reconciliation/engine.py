@@ -650,8 +650,9 @@ class _Run:
         self.sql("CREATE INDEX ON recon_found (key)")
         self.sql("ANALYZE recon_found")
         severity_cases = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in SEVERITY.items())
-        # One statement opens the new findings with their "opened" note and their evidence
-        # (a new discrepancy has no evidence yet: plain inserts, in the order of the keys).
+        # One statement opens the new findings with their evidence (a new discrepancy has no
+        # evidence yet: plain inserts, in the order of the keys). No "opened" note per finding:
+        # the history shows the discrepancy's opened_at as its first entry.
         self.sql(
             'CREATE TEMP TABLE recon_opened (id uuid, key text COLLATE "C", pair boolean) ON COMMIT DROP'
         )
@@ -668,9 +669,6 @@ class _Run:
                   ON CONFLICT (manufacturer_id, retailer_id, key) DO NOTHING
                   RETURNING id, key, retailer_id IS NOT NULL AS pair),
                 kept AS (INSERT INTO recon_opened SELECT * FROM opened),
-                notes AS (
-                  INSERT INTO reconciliation_discrepancynote (discrepancy_id, action, text, created_at)
-                  SELECT id, 'opened', '', %s FROM opened),
                 evidence AS (
                   INSERT INTO reconciliation_discrepancyevidence (discrepancy_id, record_id, role)
                   SELECT DISTINCT ON (o.id, e.record_id) o.id, e.record_id, e.role
@@ -678,7 +676,7 @@ class _Run:
                   CROSS JOIN LATERAL unnest(f.evidence, f.roles) AS e(record_id, role)
                   ORDER BY o.id, e.record_id)
                 SELECT id FROM opened""",
-            [m, r, self.now, self.now, self.run.pk, self.now],
+            [m, r, self.now, self.now, self.run.pk],
         )
         opened = [row[0] for row in self.cursor.fetchall()]
         self.sql("CREATE INDEX ON recon_opened (key)")

@@ -5,7 +5,13 @@ from django.db.models import Exists, OuterRef
 
 from clearinghouse.records.visibility import read, visible_records
 
-from .models import Discrepancy, DiscrepancyEvidence, ReconciliationRun, RecordLink
+from .models import (
+    Discrepancy,
+    DiscrepancyEvidence,
+    DiscrepancyNote,
+    ReconciliationRun,
+    RecordLink,
+)
 
 
 def discrepancies_visible(*, partner, at=None):
@@ -82,3 +88,21 @@ def customer_prompts(*, customer_id):
                 }
             )
     return prompts
+
+
+def discrepancy_history(discrepancy):
+    """The discrepancy's notes, oldest first, beginning with its opening. A run writes no note
+    for each finding it opens (a first full run opens hundreds of thousands): the opening is the
+    discrepancy's own ``opened_at``, shown as the first entry (discrepancies opened before that
+    change keep their stored note)."""
+    notes = list(discrepancy.notes.select_related("partner", "user"))
+    if not any(n.action == DiscrepancyNote.Action.OPENED for n in notes):
+        notes.insert(
+            0,
+            DiscrepancyNote(
+                discrepancy=discrepancy,
+                action=DiscrepancyNote.Action.OPENED,
+                created_at=discrepancy.opened_at,
+            ),
+        )
+    return notes

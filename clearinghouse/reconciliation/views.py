@@ -87,7 +87,7 @@ class DetailView(Base):
             {
                 "d": discrepancy,
                 "evidence": evidence,
-                "notes": discrepancy.notes.select_related("partner", "user"),
+                "notes": selectors.discrepancy_history(discrepancy),
                 "description": DESCRIPTIONS.get(discrepancy.kind, ""),
                 "form": form or TransitionForm(),
             },

@@ -479,3 +479,16 @@ def test_a_change_to_the_agreement_makes_the_next_run_a_full_one(world):
     suspended = run(world)
     assert "units_rechecked" not in suspended.counts and suspended.counts["auto_resolved"] == 1
     assert "units_rechecked" in run(world).counts  # incremental again while nothing changes
+
+
+def test_a_run_opens_findings_without_a_note_each_and_the_history_starts_with_the_opening(world):
+    from clearinghouse.reconciliation.models import DiscrepancyNote
+    from clearinghouse.reconciliation.selectors import discrepancy_history
+
+    put(world.shop, sale("S-1", occurred_at=world.days(100)))
+    give_consents(world)
+    run(world)
+    d = Discrepancy.objects.get()
+    assert not DiscrepancyNote.objects.exists()  # no row per finding opened
+    (opening,) = discrepancy_history(d)
+    assert opening.action == "opened" and opening.created_at == d.opened_at

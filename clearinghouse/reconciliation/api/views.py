@@ -123,7 +123,7 @@ class DiscrepancyViewSet(mixins.ListModelMixin, PartnerScopedViewSet):
         )
         data = DiscrepancySerializer(discrepancy).data
         data["evidence"] = EvidenceSerializer(evidence, many=True).data
-        data["notes"] = NoteSerializer(discrepancy.notes.select_related("partner"), many=True).data
+        data["notes"] = NoteSerializer(selectors.discrepancy_history(discrepancy), many=True).data
         return data
 
     @extend_schema(responses=DiscrepancyDetailSerializer)
