@@ -300,10 +300,12 @@ def _signals_note_clearing(*, rule, device_ids, holding):
 
 
 def signals_resolve_cleared(*, now=None):
-    """Resolve the live signals whose condition has not held for
+    """Resolve the open signals whose condition has not held for
     ``TELEMETRY_SIGNAL_CLEAR_MINUTES`` (0 switches this off: they stay marked, not resolved).
     Every committed batch re-evaluates its devices' rules, so a mark that is still there means
-    no reading since has made the condition hold again. Returns how many were resolved."""
+    no reading since has made the condition hold again. An acknowledged signal is left to the
+    people who took it on (a visit may be booked): it only shows that its condition cleared.
+    Returns how many were resolved."""
     minutes = settings.TELEMETRY_SIGNAL_CLEAR_MINUTES
     if minutes <= 0:
         return 0
@@ -311,7 +313,7 @@ def signals_resolve_cleared(*, now=None):
     return (
         ServiceSignal.objects.unscoped()
         .filter(
-            status__in=ServiceSignal.LIVE,
+            status=ServiceSignal.Status.OPEN,
             condition_cleared_at__lte=now - timedelta(minutes=minutes),
         )
         .update(status=ServiceSignal.Status.RESOLVED, status_changed_at=now)

@@ -291,3 +291,19 @@ def test_a_condition_that_holds_again_unmarks_its_signal(fleet, settings):
     assert services.signals_resolve_cleared(now=timezone.now() + timedelta(days=1)) == 0
     signal.refresh_from_db()
     assert signal.status == "acknowledged" and signal.condition_cleared_at is not None
+
+
+def test_an_acknowledged_signal_is_left_to_people_when_its_condition_clears(fleet, settings):
+    settings.TELEMETRY_SIGNAL_CLEAR_MINUTES = 30
+    (a,) = register(fleet.maker, "A")
+    rule(fleet.maker, PUMP)
+    ingest(
+        fleet.maker, [reading("A", "drain_pump_current_a", 1.8, at(m)) for m in range(0, 91, 10)]
+    )
+    (signal,) = evaluate(a)
+    services.signal_transition(signal=signal, action="acknowledge")
+    ingest(fleet.maker, [reading("A", "drain_pump_current_a", 1.0, at(95))])
+    evaluate(a)
+    assert services.signals_resolve_cleared(now=timezone.now() + timedelta(days=1)) == 0
+    signal.refresh_from_db()
+    assert signal.status == "acknowledged" and signal.condition_cleared_at is not None
