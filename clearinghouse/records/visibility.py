@@ -70,22 +70,32 @@ def visible_records(*, partner, at=None):
         merged[(rule.counterpart_id, rule.kind, rule.purpose)] |= set(rule.fields)
     grants = []
     annotations = {}
+    # A consent is to a partner for a purpose and a data category, whatever the record's kind
+    # or submitter: one EXISTS per (purpose, category), shared by every clause that needs it,
+    # and one condition per counterpart and flag over all the kinds it covers.
+    flags = {}
+    kinds_of = defaultdict(list)
+    for (counterpart_id, kind, purpose), fields in sorted(merged.items(), key=str):
+        category = KINDS[kind].category
+        flag = flags.get((purpose, category))
+        if flag is None:
+            flag = flags[(purpose, category)] = f"_shared_{len(flags)}"
+            annotations[flag] = consent_exists(
+                partner_id=partner.pk,
+                purpose=purpose,
+                category=category,
+                customer=OuterRef("customer_id"),
+                at=at,
+            )
+        kinds_of[(counterpart_id, flag)].append(kind)
+        grants.append(Grant(counterpart_id, kind, purpose, frozenset(fields), flag))
     condition = Q(submitted_by_id=partner.pk)
-    for i, ((counterpart_id, kind, purpose), fields) in enumerate(sorted(merged.items(), key=str)):
-        flag = f"_shared_{i}"
-        annotations[flag] = consent_exists(
-            partner_id=partner.pk,
-            purpose=purpose,
-            category=KINDS[kind].category,
-            customer=OuterRef("customer_id"),
-            at=at,
-        )
+    for (counterpart_id, flag), kinds in kinds_of.items():
         # The cheap column tests first: PostgreSQL evaluates them in this order and skips the
         # consent lookup for a record of another partner or kind.
-        condition |= Q(submitted_by_id=counterpart_id, kind=kind, tombstoned_at__isnull=True) & Q(
-            **{flag: True}
-        )
-        grants.append(Grant(counterpart_id, kind, purpose, frozenset(fields), flag))
+        condition |= Q(
+            submitted_by_id=counterpart_id, kind__in=sorted(set(kinds)), tombstoned_at__isnull=True
+        ) & Q(**{flag: True})
     # The one unscoped read of records: it is restricted right here, by the rule above.
     queryset = (
         InteractionRecord.objects.unscoped()
