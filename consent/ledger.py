@@ -42,22 +42,28 @@ def entry_hash(prev_hash, seq, recorded_at, kind, customer_ref, partner_ref, pay
     return hashlib.sha256((prev_hash + content).encode()).hexdigest()
 
 
+def ledger_lock():
+    """Take the ledger's lock until the end of the caller's transaction (writers append one at
+    a time; taking it twice in one transaction is harmless)."""
+    with connection.cursor() as cursor:
+        # Foreign keys are checked at COMMIT (Django declares them deferred), and COMMIT comes
+        # while this transaction holds the ledger lock: a check that waits there for a row
+        # another writer has locked (a customer being granted consent), while that writer
+        # waits for the ledger lock, is a deadlock (seen under load: a timeline read's access
+        # log against a consent change). The checks of the rows written so far run now,
+        # before the lock; later rows are deferred again as usual.
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [LEDGER_LOCK])
+
+
 def ledger_append_many(entries):
     """Append ``(kind, customer_ref, partner_ref, payload)`` tuples in order, in the caller's
     transaction. Returns the new entries."""
     if not entries:
         return []
     with transaction.atomic():
-        with connection.cursor() as cursor:
-            # Foreign keys are checked at COMMIT (Django declares them deferred), and COMMIT comes
-            # while this transaction holds the ledger lock: a check that waits there for a row
-            # another writer has locked (a customer being granted consent), while that writer
-            # waits for the ledger lock, is a deadlock (seen under load: a timeline read's access
-            # log against a consent change). The checks of the rows written so far run now,
-            # before the lock; later rows are deferred again as usual.
-            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-            cursor.execute("SET CONSTRAINTS ALL DEFERRED")
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [LEDGER_LOCK])
+        ledger_lock()
         last = LedgerEntry.objects.order_by("-seq").values_list("seq", "hash").first()
         seq, prev = last if last else (0, GENESIS)
         now = timezone.now()

@@ -23,7 +23,7 @@ from partners.models import Partner
 from . import identity, receipts
 from .catalogue import PURPOSES, validate_categories, validate_purpose
 from .keys import master_keyring
-from .ledger import ledger_append, ledger_append_many
+from .ledger import ledger_append, ledger_append_many, ledger_lock
 from .models import (
     AccessLogEntry,
     ConsentGrant,
@@ -654,10 +654,13 @@ def access_log_chain(*, limit=ACCESS_CHAIN_BATCH, customer_id=None):
     """Append the ledger entries of access-log rows not chained yet, oldest first, and note
     each entry's number on its row. Returns how many were chained (at most ``limit``)."""
     with transaction.atomic():
+        # The ledger's lock first: two chainers (a task and the sweep) then take turns, and the
+        # entries follow the order of the reads.
+        ledger_lock()
         pending = AccessLogEntry.objects.filter(ledger_seq__isnull=True)
         if customer_id is not None:
             pending = pending.filter(customer_id=customer_id)
-        rows = list(pending.order_by("id").select_for_update(skip_locked=True)[:limit])
+        rows = list(pending.order_by("id").select_for_update()[:limit])
         if not rows:
             return 0
         entries = ledger_append_many(

@@ -74,3 +74,52 @@ def test_overlapping_batches_resolved_at_once_share_one_subject_per_identifier(m
         customer__in=CustomerSource.objects.filter(partner=shop).values("customer"),
         ciphertext__isnull=True,
     ).exists()
+
+
+def test_a_chainer_waits_for_reads_another_has_locked_and_keeps_their_order(
+    make_partner, make_customer, monkeypatch
+):
+    """Another chainer holds the oldest unchained reads (it has locked them and is about to
+    append them): this one must wait, not chain the later reads first."""
+    import time
+
+    import psycopg
+
+    from consent.models import AccessLogEntry, LedgerEntry
+    from partners.models import Partner
+    from tests.support.processes import test_database_url
+
+    maker, _ = make_partner()
+    shop, _ = make_partner(kind=Partner.Kind.RETAILER)
+    customer = make_customer("alice@example.org", shop)
+    # The reads stay unchained until this test chains them (eager tasks would chain at once).
+    monkeypatch.setattr(services, "_schedule_access_chaining", lambda: None)
+    for n in range(10):
+        services.access_record(
+            partner=maker,
+            channel="api",
+            request_id=f"req-{n:02d}",
+            accesses={customer.pk: services.Access(1, {"warranty"}, {"purchase"})},
+        )
+    with psycopg.connect(test_database_url(), autocommit=False) as other:
+        locked = other.execute(
+            """SELECT id FROM consent_accesslogentry WHERE ledger_seq IS NULL
+               ORDER BY id LIMIT 3 FOR UPDATE"""
+        ).fetchall()
+        assert len(locked) == 3
+        errors, done = [], threading.Event()
+
+        def chain():
+            _, errs = _race([lambda: services.access_log_chain()])
+            errors.extend(errs)
+            done.set()
+
+        chainer = threading.Thread(target=chain)
+        chainer.start()
+        time.sleep(0.5)
+        assert not done.is_set(), errors  # waiting for the three reads
+        other.rollback()
+    chainer.join(30)
+    assert errors == [] and not AccessLogEntry.objects.filter(ledger_seq__isnull=True).exists()
+    requests = LedgerEntry.objects.filter(kind="data.accessed").order_by("seq")
+    assert [e.payload["request"] for e in requests] == [f"req-{n:02d}" for n in range(10)]
