@@ -496,6 +496,33 @@ def baseline_join(cursor, *, shop_id, maker_id, repeats=3):
     return times, rows
 
 
+def baseline_join_stored(cursor, *, shop_id, maker_id, repeats=3):
+    """For context, not the goal: the same join written the way links are stored, into a
+    logged table keyed like the links table (primary key and a to-record index), in key
+    order. The difference to ``baseline_join`` is what durability and the two indexes cost."""
+    times = []
+    for _ in range(repeats):
+        cursor.execute("DROP TABLE IF EXISTS bench_links")
+        cursor.execute(
+            """CREATE TABLE bench_links (from_id bigint, to_id bigint, kind text,
+                   created_at timestamptz, PRIMARY KEY (from_id, to_id, kind));
+               CREATE INDEX ON bench_links (to_id)"""
+        )
+        began = time.monotonic()
+        cursor.execute(
+            f"""INSERT INTO bench_links
+                SELECT s.id, g.id, 'sale_registration', now()
+                FROM {TABLE} s JOIN {TABLE} g USING (gtin, serial)
+                WHERE s.kind = 'sale' AND g.kind = 'warranty_registration'
+                  AND s.submitted_by_id = %s AND g.submitted_by_id = %s
+                ORDER BY s.id, g.id""",
+            [shop_id, maker_id],
+        )
+        times.append(time.monotonic() - began)
+    cursor.execute("DROP TABLE IF EXISTS bench_links")
+    return times
+
+
 # --- the report -------------------------------------------------------------------------------
 
 
@@ -560,7 +587,10 @@ def main():
 
             log("baseline: the hand-written join, 3 times")
             join_times, join_rows = baseline_join(cursor, shop_id=shop.pk, maker_id=maker.pk)
+            log("context: the same join into a logged table keyed like the links, 3 times")
+            stored_times = baseline_join_stored(cursor, shop_id=shop.pk, maker_id=maker.pk)
         log(f"  join: {', '.join(f'{t:.2f}s' for t in join_times)} ({join_rows:,} rows)")
+        log(f"  join into a keyed table: {', '.join(f'{t:.2f}s' for t in stored_times)}")
         connection.close()
 
         log("full run (child process)")
@@ -611,6 +641,7 @@ def main():
         children_maxrss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
     join = statistics.median(join_times)
+    stored = statistics.median(stored_times)
     steps = dict(full["steps"])
     links = steps["links"]
     link_statement = next(s[1] for s in full["statements"] if "'sale_registration'" in s[0])
@@ -626,6 +657,11 @@ def main():
     print(
         f"baseline join (sales x registrations on gtin, serial into a temp table): "
         f"{', '.join(f'{t:.2f}s' for t in join_times)} -> median {join:.2f}s, {join_rows:,} rows"
+    )
+    print(
+        f"for context, the same join into a logged table keyed like the links (primary key + "
+        f"to-record index, key order): {', '.join(f'{t:.2f}s' for t in stored_times)} -> "
+        f"median {stored:.2f}s"
     )
     print()
     print("full run, per step (seconds):")
@@ -658,6 +694,12 @@ def main():
                 [
                     "  its sale_registration INSERT / join",
                     f"{link_statement / join:.2f}x ({link_statement:.2f}s)",
+                    "",
+                    "",
+                ],
+                [
+                    "  links step / join into a keyed table",
+                    f"{links / stored:.2f}x ({stored:.2f}s)",
                     "",
                     "",
                 ],
