@@ -265,8 +265,8 @@ def test_a_signal_whose_condition_stays_cleared_is_resolved(fleet, settings):
     assert [s.device.serial for s in evaluate(a)] == ["A"]
 
 
-def test_a_condition_that_holds_again_unmarks_its_signal(fleet, settings):
-    settings.TELEMETRY_SIGNAL_CLEAR_MINUTES = 30
+def _acknowledged_then_cleared(fleet):
+    """Device A trips the pump rule, its signal is acknowledged, then its pump calms down."""
     (a,) = register(fleet.maker, "A")
     rule(fleet.maker, PUMP)
     ingest(
@@ -277,6 +277,12 @@ def test_a_condition_that_holds_again_unmarks_its_signal(fleet, settings):
     ingest(fleet.maker, [reading("A", "drain_pump_current_a", 1.0, at(95))])
     evaluate(a)
     signal.refresh_from_db()
+    return a, signal
+
+
+def test_a_condition_that_holds_again_unmarks_its_signal(fleet, settings):
+    settings.TELEMETRY_SIGNAL_CLEAR_MINUTES = 30
+    a, signal = _acknowledged_then_cleared(fleet)
     assert signal.condition_cleared_at is not None
     ingest(
         fleet.maker, [reading("A", "drain_pump_current_a", 1.8, at(m)) for m in range(100, 171, 10)]
@@ -295,15 +301,7 @@ def test_a_condition_that_holds_again_unmarks_its_signal(fleet, settings):
 
 def test_an_acknowledged_signal_is_left_to_people_when_its_condition_clears(fleet, settings):
     settings.TELEMETRY_SIGNAL_CLEAR_MINUTES = 30
-    (a,) = register(fleet.maker, "A")
-    rule(fleet.maker, PUMP)
-    ingest(
-        fleet.maker, [reading("A", "drain_pump_current_a", 1.8, at(m)) for m in range(0, 91, 10)]
-    )
-    (signal,) = evaluate(a)
-    services.signal_transition(signal=signal, action="acknowledge")
-    ingest(fleet.maker, [reading("A", "drain_pump_current_a", 1.0, at(95))])
-    evaluate(a)
+    _, signal = _acknowledged_then_cleared(fleet)
     assert services.signals_resolve_cleared(now=timezone.now() + timedelta(days=1)) == 0
     signal.refresh_from_db()
     assert signal.status == "acknowledged" and signal.condition_cleared_at is not None
