@@ -293,9 +293,10 @@ class _Run:
                WHERE customer_id IS NOT NULL AND kind = ANY(%s)""",
             [list(CUSTOMER_KINDS)],
         )
+        since = self.state.time_watermark or self.now
         # Customers whose consent to either party began, was withdrawn or ran out since the last
         # run (by the grant indexes on grantee and time): all their records of the pair.
-        changed = self.state.time_watermark - CHANGE_OVERLAP
+        changed = since - CHANGE_OVERLAP
         self.sql(
             f"""CREATE TEMP TABLE recon_consented ON COMMIT DROP AS
                 SELECT DISTINCT customer_id FROM {ConsentGrant._meta.db_table}
@@ -316,7 +317,6 @@ class _Run:
         )
         # Deadlines that passed since the last run: sales awaiting registration, open service
         # (an index on partner, kind and time).
-        since = self.state.time_watermark or self.now
         grace = timedelta(days=settings.RECON_REGISTRATION_GRACE_DAYS)
         sla = timedelta(days=settings.RECON_SERVICE_SLA_DAYS)
         for kinds, window in (
