@@ -54,12 +54,6 @@ class RateLimited(Exception):
 # --- identity ----------------------------------------------------------------------------------
 
 
-def _sql(query, params):
-    with connection.cursor() as cursor:
-        cursor.execute(query, params)
-        return cursor.fetchall() if cursor.description else []
-
-
 def customers_resolve(*, identifiers, partner, categories=()):
     """The customer id for each parsed identifier, creating subjects for unknown ones, and a
     note that ``partner`` holds data of ``categories`` on each of them.
@@ -119,11 +113,10 @@ def _lookup(parsed_items):
     items = list(parsed_items)
     if not items:
         return {}
-    versions = list(identity.hmac_keyring().keys)
     wanted = [
-        (n, p.kind, p.namespace, v, identity.keyed_digest(p.kind, p.namespace, p.sha256, v))
+        (n, p.kind, p.namespace, version, digest)
         for n, p in enumerate(items)
-        for v in versions
+        for version, digest in p.digests()
     ]
     with connection.cursor() as cursor:
         source, params = row_source(cursor, "identity_wanted", WANTED, wanted)
