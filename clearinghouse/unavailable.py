@@ -11,6 +11,7 @@ from django.template import loader
 from partners.api.problems import (
     RETRY_AFTER_SECONDS,
     SERVICE_UNAVAILABLE_ERRORS,
+    ServiceUnavailable,
     problem_response,
     service_unavailable_logged,
 )
@@ -31,9 +32,9 @@ class ServiceUnavailableMiddleware:
         if request.path.startswith("/api/"):
             return problem_response(
                 request,
-                503,
-                "The service is briefly unavailable; nothing was changed. Try again shortly.",
-                code="unavailable",
+                ServiceUnavailable.status_code,
+                ServiceUnavailable.default_detail,
+                code=ServiceUnavailable.default_code,
                 headers=headers,
             )
         # Rendered without the request: its context processors need the database.
