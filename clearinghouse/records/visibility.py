@@ -18,7 +18,7 @@ records to a partner — API, portal, exports, webhooks, reconciliation evidence
 from collections import defaultdict
 from dataclasses import dataclass
 
-from django.db.models import OuterRef, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from consent.selectors import consent_exists
@@ -84,7 +84,6 @@ def visible_records(*, partner, at=None):
                 partner_id=partner.pk,
                 purpose=purpose,
                 category=category,
-                customer=OuterRef("customer_id"),
                 at=at,
             )
         kinds_of[(counterpart_id, flag)].append(kind)

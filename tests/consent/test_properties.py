@@ -13,7 +13,7 @@ from datetime import timedelta
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import OuterRef
+from django.db.models import F
 from django.test import override_settings
 from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
@@ -287,7 +287,7 @@ class Run:
                 partner_id=partner.pk,
                 purpose=purpose,
                 category=category,
-                customer=OuterRef("pk"),
+                customer=F("pk"),
                 at=at,
             )
             for name, (_, partner, purpose, category) in cells.items()
