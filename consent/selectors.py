@@ -1,6 +1,9 @@
 """Reads on the customer's side. ``consent_allows`` and ``consent_exists`` are THE consent check:
 every visibility rule calls one of them, at read time, against the database — never a cache."""
 
+import itertools
+
+from django.db import connection
 from django.db.models import BooleanField, Expression, F, Q
 from django.utils import timezone
 
@@ -94,13 +97,23 @@ def identifier_match(parsed):
 
 
 def customer_by_identifier(parsed):
-    """The live customer an identifier names, or None."""
-    ident = (
-        Identifier.objects.select_related("customer")
-        .filter(identifier_match(parsed), customer__erased_at__isnull=True)
-        .first()
-    )
-    return ident.customer if ident else None
+    """The live customer an identifier names, or None. The same match as ``identifier_match``
+    written out: a customer timeline asks it on every read, and composing the ORM query took
+    longer than the index lookup."""
+    ident, customer = Identifier._meta, Customer._meta
+    digests = parsed.digests()
+    pairs = " OR ".join(["(i.hmac_version = %s AND i.digest = %s)"] * len(digests)) or "false"
+    columns = ", ".join(f"c.{f.column}" for f in customer.concrete_fields)
+    sql = f"""SELECT {columns} FROM {ident.db_table} i
+        JOIN {customer.db_table} c ON c.id = i.customer_id
+        WHERE i.kind = %s AND i.namespace = %s AND ({pairs}) AND c.erased_at IS NULL
+        LIMIT 1"""  # noqa: S608 (names and placeholders only)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [parsed.kind, parsed.namespace, *itertools.chain(*digests)])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    return Customer.from_db("default", [f.attname for f in customer.concrete_fields], row)
 
 
 def consent_status(*, partner, customer, at=None):

@@ -187,3 +187,30 @@ def test_openapi_documents_every_kinds_payload(db, client):
         "feedback",
     ]:
         assert f"{kind} payload" in text
+
+
+def test_pages_say_what_the_record_serializer_says(pair, keys, api):
+    """A page is written by ``represent`` rather than by a serializer per row: for own and
+    shared records, with and without product, customer or an erasure, the two agree."""
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from clearinghouse.records import visibility
+    from clearinghouse.records.api.schema import RecordSerializer, represent
+
+    post_rows(api(keys["shop"]), [sale("S-1"), sale("S-2", serial="SN-2", email="bob@example.org")])
+    post_rows(api(keys["maker"]), [registration("W-1")])
+    consent(pair.maker)
+    seen = []
+    for partner in (pair.maker, pair.shop):
+        visible = visibility.visible_records(partner=partner)
+        seen += visibility.read(list(visible.queryset), visible, channel="api")
+    assert {item["own"] for item in seen} == {True, False}
+    when = datetime(2026, 3, 1, 12, 30, 15, 123456, tzinfo=UTC)
+    seen += [
+        {**seen[0], "product": None, "customer": None, "received_at": when, "erased": True},
+        {**seen[0], "occurred_at": when.astimezone(timezone(timedelta(hours=2)))},
+        {k: v for k, v in seen[0].items() if k not in ("external_id", "product", "customer")},
+    ]
+    for item in seen:
+        assert represent(item) == RecordSerializer(item).data
+        assert list(represent(item)) == list(RecordSerializer(item).data)

@@ -1,5 +1,6 @@
 """OpenAPI descriptions of records: one payload schema per kind, generated from the catalogue."""
 
+from django.utils import timezone
 from rest_framework import serializers
 
 from partners.record_kinds import KINDS, shareable_fields
@@ -99,6 +100,46 @@ class RecordSerializer(serializers.Serializer):
     )
     received_at = serializers.DateTimeField(required=False)
     erased = serializers.BooleanField(required=False)
+
+
+_PARTNER_REF = ("name", "slug", "kind")
+_OPTIONAL = ("external_id", "product", "customer")
+
+
+def _datetime(value):
+    """A DateTimeField's output: ISO 8601 in the current time zone, UTC written as Z."""
+    text = value.astimezone(timezone.get_current_timezone()).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def represent(item):
+    """What ``RecordSerializer(item).data`` gives for a projected record (``visibility.project``),
+    written out: a page of records would otherwise build a nested serializer per row, which cost
+    more than the query. A key the projection left out stays out; ``None`` stays ``None``."""
+    out = {
+        "ref": str(item["ref"]),
+        "kind": item["kind"],
+        "recorded_by": {k: str(item["recorded_by"][k]) for k in _PARTNER_REF},
+        "occurred_at": _datetime(item["occurred_at"]),
+        "own": bool(item["own"]),
+    }
+    for key in _OPTIONAL:
+        if key in item:
+            value = item[key]
+            if value is None:
+                out[key] = None
+            elif key == "product":
+                out[key] = {"gtin": str(value["gtin"]), "serial": str(value["serial"])}
+            else:
+                out[key] = str(value)
+    out["payload"] = {str(k): v for k, v in item["payload"].items()}
+    out["shared_for"] = [str(p) for p in item["shared_for"]]
+    if "received_at" in item:
+        value = item["received_at"]
+        out["received_at"] = None if value is None else _datetime(value)
+    if "erased" in item:
+        out["erased"] = None if item["erased"] is None else bool(item["erased"])
+    return out
 
 
 class RowErrorSerializer(serializers.Serializer):

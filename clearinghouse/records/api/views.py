@@ -25,7 +25,7 @@ from ..gtin import normalise_gtin
 from ..ingest import BatchTooLarge
 from ..services import records_ingest
 from ..streams import JSON, NDJSON, HashingReader, idempotent, json_rows, ndjson_rows
-from .schema import INGEST_REQUEST, BatchResultSerializer, RecordSerializer
+from .schema import INGEST_REQUEST, BatchResultSerializer, RecordSerializer, represent
 
 
 def request_id(request):
@@ -44,7 +44,7 @@ class _RecordReads:
         paginator.ordering = ordering or self.ordering
         rows = paginator.paginate_queryset(visible.queryset, request, view=self)
         data = visibility.read(rows, visible, channel="api", request_id=request_id(request))
-        return paginator.get_paginated_response(RecordSerializer(data, many=True).data)
+        return paginator.get_paginated_response([represent(item) for item in data])
 
 
 class RecordsView(_RecordReads, PartnerAPIView):
