@@ -8,10 +8,13 @@ withdraws a customer's consent and at once reads that customer's timeline; a ret
 in that answer is a violation (goal: none).
 
 Virtual users are threads in a closed loop (each sends its next request when the last one
-answered, after a think time: ``--think-ms``, exponentially distributed, default 0, i.e. the
-users keep the machine saturated and the latencies include the queueing that causes), with
-http.client over keep-alive connections: no dependency beyond the standard library, and the
-latency measured is what a partner's client sees. Progress on stderr, figures on stdout.
+answered, after a think time: ``--think-ms``, exponentially distributed), with http.client over
+keep-alive connections: no dependency beyond the standard library, and the latency measured is
+what a partner's client sees. Two phases: first ``--seconds`` with the think time (default
+100 ms, which offers about half of what this 2-core machine can serve: the latency a partner
+sees on a busy day), then ``--saturate-seconds`` without it, where every user sends as fast as
+it is answered (the throughput the machine tops out at; latencies there are mostly queueing).
+Progress on stderr, figures on stdout.
 """
 
 import random
@@ -299,8 +302,22 @@ def main():
         seconds=(int, 60, "how long the load runs (default 60)"),
         users=(int, 6, "virtual users, i.e. concurrent clients (default 6)"),
         customers=(int, 300, "customers, each with a sold and registered unit (default 300)"),
-        think_ms=(float, 0.0, "mean pause of a user between requests (default 0: saturate)"),
+        think_ms=(
+            float,
+            100.0,
+            "mean pause of a user between requests (default 100: about half of what this"
+            " machine serves; 0 saturates it)",
+        ),
+        saturate_seconds=(
+            int,
+            30,
+            "then as long again without pauses, for the throughput at saturation (0: skip)",
+        ),
     )
+    phases = [(args.think_ms, args.seconds)]
+    if args.saturate_seconds and args.think_ms:
+        phases.append((0.0, args.saturate_seconds))
+    failed = False
     with bench_database(keep=args.keep) as (env, _url, _redis):
         django_setup()
         log(f"preparing {args.customers} customers, {DEVICES} devices")
@@ -308,34 +325,43 @@ def main():
         server = Gunicorn(env, workers=args.workers, threads=args.threads)
         with server, Celery(env):
             sanity_check(server.port, keys)
-            stats = Stats()
-            deadline = time.monotonic() + args.seconds
-            users = [
-                User(
-                    n, args.users, server.port, keys, grants, stats, deadline, args.think_ms / 1000
-                )
-                for n in range(args.users)
-            ]
-            log(f"load: {args.users} users for {args.seconds} s")
-            other = OtherWork(server).start()
-            began = time.monotonic()
-            for user in users:
-                user.start()
-            while any(u.is_alive() for u in users):
-                time.sleep(5)
-                with stats.lock:
-                    done = sum(len(v) for v in stats.times.values())
-                    errors = sum(stats.errors.values())
-                log(f"{done} requests, {errors} errors, {stats.violations} violations")
-            for user in users:
-                user.join(timeout=120)
-            elapsed = time.monotonic() - began
-            busy = other.stop()
-    report(stats, elapsed, args, busy)
-    return 1 if sum(stats.errors.values()) or stats.violations else 0
+            results = []
+            for think_ms, seconds in phases:
+                stats, elapsed, busy = run_phase(args, server, keys, grants, think_ms, seconds)
+                results.append((stats, elapsed, busy, think_ms))
+                # The next phase's users start from the grants as this one left them.
+                grants = {i: g for u in stats.users for i, g in u.mine.items()}
+    for stats, elapsed, busy, think_ms in results:
+        report(stats, elapsed, args, busy, think_ms)
+        failed |= bool(sum(stats.errors.values()) or stats.violations)
+    return 1 if failed else 0
 
 
-def report(stats, elapsed, args, busy):
+def run_phase(args, server, keys, grants, think_ms, seconds):
+    stats = Stats()
+    deadline = time.monotonic() + seconds
+    users = [
+        User(n, args.users, server.port, keys, grants, stats, deadline, think_ms / 1000)
+        for n in range(args.users)
+    ]
+    stats.users = users
+    log(f"load: {args.users} users for {seconds} s, think time {think_ms:g} ms")
+    other = OtherWork(server).start()
+    began = time.monotonic()
+    for user in users:
+        user.start()
+    while any(u.is_alive() for u in users):
+        time.sleep(5)
+        with stats.lock:
+            done = sum(len(v) for v in stats.times.values())
+            errors = sum(stats.errors.values())
+        log(f"{done} requests, {errors} errors, {stats.violations} violations")
+    for user in users:
+        user.join(timeout=120)
+    return stats, time.monotonic() - began, other.stop()
+
+
+def report(stats, elapsed, args, busy, think_ms):
     rows = []
     total = 0
     for op in sorted(stats.times):
@@ -355,7 +381,7 @@ def report(stats, elapsed, args, busy):
     p99_reads = percentile(reads, 99) * 1000
     errors = sum(stats.errors.values())
     print(
-        f"Load: {args.users} users (think time {args.think_ms:g} ms), {elapsed:.0f} s, "
+        f"\nLoad: {args.users} users (think time {think_ms:g} ms), {elapsed:.0f} s, "
         f"gunicorn {args.workers} workers x "
         f"{args.threads} threads, "
         f"1 celery worker, loopback; other work used {busy:.0%} of the machine's CPU meanwhile"

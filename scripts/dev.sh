@@ -220,8 +220,9 @@ case "$cmd" in
   load)
     bootstrap
     shift || true
-    # Threaded workers, so that a read is not queued behind a batch in a sync worker.
-    python bench/load.py --threads 4 "$@"
+    # As `make run` serves: two processes a core, two threads each, so that a read is not queued
+    # behind a batch in a sync worker nor behind another thread's parsing in one interpreter.
+    python bench/load.py --workers $((2 * $(nproc))) --threads 2 "$@"
     ;;
   stop)
     stop_services
