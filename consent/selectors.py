@@ -7,6 +7,8 @@ from django.db import connection
 from django.db.models import BooleanField, Expression, F, Q
 from django.utils import timezone
 
+from partners.sql import columns, take
+
 from .catalogue import CATEGORIES, PURPOSES
 from .models import (
     AccessLogEntry,
@@ -100,12 +102,10 @@ def customer_by_identifier(parsed):
     """The live customer an identifier names, or None. The same match as ``identifier_match``
     written out: a customer timeline asks it on every read, and composing the ORM query took
     longer than the index lookup."""
-    ident, customer = Identifier._meta, Customer._meta
     digests = parsed.digests()
     pairs = " OR ".join(["(i.hmac_version = %s AND i.digest = %s)"] * len(digests)) or "false"
-    columns = ", ".join(f"c.{f.column}" for f in customer.concrete_fields)
-    sql = f"""SELECT {columns} FROM {ident.db_table} i
-        JOIN {customer.db_table} c ON c.id = i.customer_id
+    sql = f"""SELECT {columns(Customer, "c")} FROM {Identifier._meta.db_table} i
+        JOIN {Customer._meta.db_table} c ON c.id = i.customer_id
         WHERE i.kind = %s AND i.namespace = %s AND ({pairs}) AND c.erased_at IS NULL
         LIMIT 1"""  # noqa: S608 (names and placeholders only)
     with connection.cursor() as cursor:
@@ -113,7 +113,7 @@ def customer_by_identifier(parsed):
         row = cursor.fetchone()
     if row is None:
         return None
-    return Customer.from_db("default", [f.attname for f in customer.concrete_fields], row)
+    return take(Customer, row)[0]
 
 
 def consent_status(*, partner, customer, at=None):

@@ -5,7 +5,6 @@ enqueues e-mail with ``transaction.on_commit`` so that nothing is sent for a cha
 back.
 """
 
-import functools
 import hashlib
 import hmac
 import secrets
@@ -28,6 +27,7 @@ from .models import (
     Scope,
     User,
 )
+from .sql import columns, take
 
 KEY_PREFIX = "chk"
 
@@ -302,32 +302,20 @@ class CredentialRefused(Exception):
 LAST_USED_RESOLUTION = timedelta(seconds=60)
 
 
-@functools.cache
-def _credential_sql():
-    credential, partner = ApiCredential._meta, Partner._meta
-    columns = [f"c.{f.column}" for f in credential.concrete_fields]
-    columns += [f"p.{f.column}" for f in partner.concrete_fields]
-    sql = f"""SELECT {", ".join(columns)} FROM {credential.db_table} c
-        JOIN {partner.db_table} p ON p.id = c.partner_id WHERE c.prefix = %s"""  # noqa: S608 (names only)
-    return sql, len(credential.concrete_fields)
-
-
 def _credential_by_prefix(prefix):
     """The credential with this prefix, its partner loaded, or None. Written out because
     every API request asks it, and composing the query with the ORM took longer than
     PostgreSQL took to answer it (one unique-index lookup)."""
-    sql, split = _credential_sql()
+    sql = f"""SELECT {columns(ApiCredential, "c")}, {columns(Partner, "p")}
+        FROM {ApiCredential._meta.db_table} c JOIN {Partner._meta.db_table} p ON p.id = c.partner_id
+        WHERE c.prefix = %s"""  # noqa: S608 (names only)
     with connection.cursor() as cursor:
         cursor.execute(sql, [prefix])
         row = cursor.fetchone()
     if row is None:
         return None
-    credential = ApiCredential.from_db(
-        "default", [f.attname for f in ApiCredential._meta.concrete_fields], row[:split]
-    )
-    credential.partner = Partner.from_db(
-        "default", [f.attname for f in Partner._meta.concrete_fields], row[split:]
-    )
+    credential, rest = take(ApiCredential, row)
+    credential.partner, _ = take(Partner, rest)
     return credential
 
 

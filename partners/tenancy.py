@@ -19,12 +19,17 @@ class TenancyError(RuntimeError):
     """A partner-scoped query was attempted without a partner."""
 
 
+def require_partner(partner, asked):
+    """Fail closed: ``asked`` (what was queried) needs a saved Partner."""
+    if partner is None or getattr(partner, "pk", None) is None:
+        raise TenancyError(f"{asked} queried without a partner")
+    if partner._meta.label != "partners.Partner":
+        raise TenancyError(f"{partner!r} is not a Partner")
+
+
 class PartnerScopedQuerySet(models.QuerySet):
     def for_partner(self, partner):
-        if partner is None or getattr(partner, "pk", None) is None:
-            raise TenancyError(f"{self.model.__name__} queried without a partner")
-        if partner._meta.label != "partners.Partner":
-            raise TenancyError(f"{partner!r} is not a Partner")
+        require_partner(partner, self.model.__name__)
         # A row that belongs to two partners at once (an agreement, a discrepancy) names the
         # lookup to each party in ``tenant_paths``: both reach it, nobody else.
         paths = getattr(self.model, "tenant_paths", None) or (

@@ -14,7 +14,7 @@ from django.db import connection
 from django.db.models import Prefetch
 
 from ..models import AgreementEvent, AgreementVersion, Partner, SharingAgreement
-from ..tenancy import TenancyError
+from ..tenancy import require_partner
 from .clauses import MANUFACTURER_TO_RETAILER, RETAILER_TO_MANUFACTURER
 
 RULES_SQL = f"""
@@ -40,8 +40,7 @@ class SharingRule:
 
 
 def _rules(partner, *, receiving):
-    if partner is None or getattr(partner, "pk", None) is None:
-        raise TenancyError("sharing rules asked without a partner")
+    require_partner(partner, "Sharing rules")
     # Written out rather than built with the ORM: every read of records asks this, and composing
     # the three-join query cost more than running it. The same filter as
     # ``AgreementVersion.objects.for_partner(partner)`` restricted to what is in force.
@@ -57,14 +56,14 @@ def _rules(partner, *, receiving):
         )
         rows = cursor.fetchall()
     rules = []
-    for manufacturer_id, retailer_id, clauses in rows:
+    # Django's connection reads jsonb as text (a JSONField decodes it; a bare cursor does not).
+    for manufacturer_id, retailer_id, clauses_json in rows:
+        clauses = orjson.loads(clauses_json)
         is_manufacturer = manufacturer_id == partner.pk
         counterpart_id = retailer_id if is_manufacturer else manufacturer_id
         outgoing = MANUFACTURER_TO_RETAILER if is_manufacturer else RETAILER_TO_MANUFACTURER
         incoming = RETAILER_TO_MANUFACTURER if is_manufacturer else MANUFACTURER_TO_RETAILER
         wanted = incoming if receiving else outgoing
-        if isinstance(clauses, str | bytes):
-            clauses = orjson.loads(clauses)
         rules.extend(
             SharingRule(
                 counterpart_id=counterpart_id,
