@@ -327,10 +327,11 @@ def main():
             sanity_check(server.port, keys)
             results = []
             for think_ms, seconds in phases:
-                stats, elapsed, busy = run_phase(args, server, keys, grants, think_ms, seconds)
-                results.append((stats, elapsed, busy, think_ms))
                 # The next phase's users start from the grants as this one left them.
-                grants = {i: g for u in stats.users for i, g in u.mine.items()}
+                stats, elapsed, busy, grants = run_phase(
+                    args, server, keys, grants, think_ms, seconds
+                )
+                results.append((stats, elapsed, busy, think_ms))
     for stats, elapsed, busy, think_ms in results:
         report(stats, elapsed, args, busy, think_ms)
         failed |= bool(sum(stats.errors.values()) or stats.violations)
@@ -344,21 +345,21 @@ def run_phase(args, server, keys, grants, think_ms, seconds):
         User(n, args.users, server.port, keys, grants, stats, deadline, think_ms / 1000)
         for n in range(args.users)
     ]
-    stats.users = users
     log(f"load: {args.users} users for {seconds} s, think time {think_ms:g} ms")
     other = OtherWork(server).start()
     began = time.monotonic()
     for user in users:
         user.start()
-    while any(u.is_alive() for u in users):
-        time.sleep(5)
+    while alive := [u for u in users if u.is_alive()]:
+        # Wait on a user rather than sleep, so that the phase ends when its last user does
+        # (a fixed sleep would add up to its length to the elapsed time and cut the rate).
+        alive[0].join(timeout=5)
         with stats.lock:
             done = sum(len(v) for v in stats.times.values())
             errors = sum(stats.errors.values())
         log(f"{done} requests, {errors} errors, {stats.violations} violations")
-    for user in users:
-        user.join(timeout=120)
-    return stats, time.monotonic() - began, other.stop()
+    elapsed, busy = time.monotonic() - began, other.stop()
+    return stats, elapsed, busy, {i: g for u in users for i, g in u.mine.items()}
 
 
 def report(stats, elapsed, args, busy, think_ms):
