@@ -22,15 +22,22 @@ class InteractionRecord(models.Model):
     id = models.BigAutoField(primary_key=True)
     ref = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     # No index of its own: the indexes below and the external id's unique key start with it.
+    # Both references are checked by statement triggers, not foreign keys (migration 0004).
     submitted_by = models.ForeignKey(
-        Partner, on_delete=models.PROTECT, related_name="+", db_index=False
+        Partner, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
     )
     external_id = models.CharField(max_length=100)
     kind = models.CharField(max_length=30)
     purpose = models.CharField(max_length=30)
     category = models.CharField(max_length=20)
     customer = models.ForeignKey(
-        Customer, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+        Customer,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
     gtin = models.CharField(max_length=14, blank=True, default="")
     serial = models.CharField(max_length=64, blank=True, default="")

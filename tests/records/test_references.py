@@ -1,0 +1,108 @@
+"""A record's customer and partner must exist, checked by statement triggers in place of
+foreign keys (records migration 0004): every way of breaking the reference fails, including a
+delete racing an insert that has not committed yet."""
+
+import threading
+import time
+import uuid
+
+import psycopg
+import pytest
+from django.db import IntegrityError, connection, transaction
+
+from clearinghouse.records.models import InteractionRecord
+from clearinghouse.records.services import records_ingest
+from consent.models import Customer
+
+from .conftest import sale
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _ingest(partner, *rows):
+    results = records_ingest(partner=partner, rows=list(rows), max_rows=100)
+    assert [r.status for r in results] == ["created"] * len(rows)
+    return InteractionRecord.objects.filter(submitted_by=partner)
+
+
+def _run(*statements):
+    """Each (sql, params) in one transaction."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        for sql, params in statements:
+            cursor.execute(sql, params)
+
+
+def _insert(partner_id, customer_id, external_id):
+    return (
+        """INSERT INTO records_interactionrecord
+               (ref, submitted_by_id, external_id, kind, purpose, category, customer_id, gtin,
+                serial, occurred_at, payload, content_hash, received_at)
+           VALUES (gen_random_uuid(), %s, %s, 'sale', 'warranty', 'purchase', %s, '', '',
+                   now(), '{}', 'x', now())""",
+        [partner_id, external_id, customer_id],
+    )
+
+
+def test_a_record_cannot_name_a_customer_or_partner_that_does_not_exist(make_partner):
+    shop, _ = make_partner()
+    record = _ingest(shop, sale()).get()
+    with pytest.raises(IntegrityError, match="customer that does not exist"):
+        _run(_insert(shop.pk, uuid.uuid4(), "S-ghost"))
+    with pytest.raises(IntegrityError, match="partner that does not exist"):
+        _run(_insert(uuid.uuid4(), record.customer_id, "S-nobody"))
+    with pytest.raises(IntegrityError, match="customer that does not exist"):
+        InteractionRecord.objects.filter(pk=record.pk).update(customer_id=uuid.uuid4())
+    # Erasure's tombstone (no customer) and a record without one are fine.
+    InteractionRecord.objects.filter(pk=record.pk).update(customer=None)
+    _run(_insert(shop.pk, None, "S-anonymous"))
+    assert InteractionRecord.objects.filter(submitted_by=shop).count() == 2
+
+
+def test_a_customer_or_partner_named_by_records_cannot_be_deleted(make_partner):
+    shop, _ = make_partner()
+    record = _ingest(shop, sale()).get()
+    loner = Customer.objects.create()
+    customer = [record.customer_id]
+    with pytest.raises(IntegrityError, match="records name this consent_customer"):
+        _run(
+            ("DELETE FROM consent_customersource WHERE customer_id = %s", customer),
+            ("DELETE FROM consent_identifier WHERE customer_id = %s", customer),
+            ("DELETE FROM consent_customer WHERE id = %s", customer),
+        )
+    with pytest.raises(IntegrityError, match="records name this partners_partner"):
+        _run(("DELETE FROM partners_partner WHERE id = %s", [shop.pk]))
+    _run(("DELETE FROM consent_customer WHERE id = %s", [loner.pk]))
+    assert not Customer.objects.filter(pk=loner.pk).exists()
+    assert Customer.objects.filter(pk=record.customer_id).exists()
+
+
+def test_a_delete_racing_an_uncommitted_insert_waits_for_it_and_fails(make_partner):
+    """Without a per-row lock, the delete must not slip between the insert's check and its
+    commit: it waits for every transaction writing records, then sees the new reference."""
+    shop, _ = make_partner()
+    customer = Customer.objects.create()
+    dsn = connection.get_connection_params()
+    inserter = psycopg.connect(**dsn)
+    deleter = psycopg.connect(**dsn, autocommit=True)
+    try:
+        inserter.execute(*_insert(shop.pk, customer.pk, "S-racing"))  # open, not committed
+        outcome = {}
+
+        def delete():
+            try:
+                deleter.execute("DELETE FROM consent_customer WHERE id = %s", [customer.pk])
+                outcome["deleted"] = True
+            except psycopg.errors.ForeignKeyViolation as exc:
+                outcome["refused"] = str(exc)
+
+        worker = threading.Thread(target=delete)
+        worker.start()
+        time.sleep(0.5)
+        assert worker.is_alive() and not outcome  # waiting for the inserting transaction
+        inserter.commit()
+        worker.join(30)
+        assert "records name this consent_customer" in outcome.get("refused", "")
+    finally:
+        inserter.close()
+        deleter.close()
+    assert InteractionRecord.objects.filter(customer_id=customer.pk).count() == 1
