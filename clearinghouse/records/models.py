@@ -60,8 +60,8 @@ class InteractionRecord(models.Model):
         indexes = [
             models.Index(fields=["gtin", "serial", "occurred_at"], name="record_unit_timeline"),
             models.Index(fields=["customer", "occurred_at"], name="record_customer_timeline"),
-            models.Index(fields=["submitted_by", "kind", "id"], name="record_partner_kind"),
-            # reconciliation: the records whose deadline (registration grace, service SLA) passed
+            # A partner's records of a kind; and for reconciliation, those whose deadline
+            # (registration grace, service SLA) passed.
             models.Index(
                 fields=["submitted_by", "kind", "occurred_at"], name="record_partner_kind_time"
             ),
