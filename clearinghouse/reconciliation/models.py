@@ -217,8 +217,10 @@ class DiscrepancyEvidence(models.Model):
     discrepancy = models.ForeignKey(
         Discrepancy, on_delete=models.CASCADE, related_name="evidence", db_index=False, **BULK
     )
+    # No index of its own: evidence is read by discrepancy, never looked up by record (records
+    # are tombstoned, not deleted), and a full run writes hundreds of thousands of rows.
     record = models.ForeignKey(
-        InteractionRecord, on_delete=models.CASCADE, related_name="+", **BULK
+        InteractionRecord, on_delete=models.CASCADE, related_name="+", db_index=False, **BULK
     )
     role = models.CharField(max_length=30)
 
