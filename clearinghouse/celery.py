@@ -9,9 +9,10 @@ idempotent. Tasks are only ever enqueued after the transaction that justifies th
 import os
 
 from celery import Celery
-from celery.signals import before_task_publish, task_postrun, task_prerun
+from celery.signals import before_task_publish, task_postrun, task_prerun, worker_process_init
 
 from .logs import request_id
+from .runtime import settle
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "clearinghouse.settings.development")
 
@@ -40,3 +41,8 @@ def _drop_request_id(task=None, **kwargs):
     token = getattr(task.request, "request_id_token", None) if task else None
     if token is not None:
         request_id.reset(token)
+
+
+@worker_process_init.connect
+def _settle(**kwargs):
+    settle()
