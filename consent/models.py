@@ -64,8 +64,10 @@ class Identifier(models.Model):
     hmac_version = models.CharField(max_length=20)
     digest = models.BinaryField(max_length=32)
     ciphertext = models.BinaryField(null=True, blank=True)
+    # No index: nothing looks identifiers up by the partner that sent one first, and every new
+    # customer would pay for it.
     first_seen_by = models.ForeignKey(
-        Partner, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        Partner, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -87,7 +89,10 @@ class Identifier(models.Model):
 class CustomerSource(models.Model):
     """A partner that has sent data about the customer: the dashboard's "who holds my data"."""
 
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="sources")
+    # Indexed by the unique key below, which starts with it.
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="sources", db_index=False
+    )
     partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="+")
     categories = ArrayField(models.CharField(max_length=20), default=list, blank=True)
     first_seen_at = models.DateTimeField(default=timezone.now)
