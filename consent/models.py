@@ -33,8 +33,14 @@ class CustomerKey(models.Model):
     """The customer's data key, wrapped by a versioned master key. Deleting this row is the
     crypto-shredding step of erasure."""
 
+    # References of this model and of CustomerSource, and Identifier.first_seen_by, are checked
+    # by statement triggers, not foreign keys (consent/references.py).
     customer = models.OneToOneField(
-        Customer, primary_key=True, on_delete=models.CASCADE, related_name="data_key"
+        Customer,
+        primary_key=True,
+        on_delete=models.CASCADE,
+        related_name="data_key",
+        db_constraint=False,
     )
     wrapped = models.BinaryField()
     master_version = models.CharField(max_length=20)
@@ -67,7 +73,13 @@ class Identifier(models.Model):
     # No index: nothing looks identifiers up by the partner that sent one first, and every new
     # customer would pay for it.
     first_seen_by = models.ForeignKey(
-        Partner, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+        Partner,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -91,9 +103,15 @@ class CustomerSource(models.Model):
 
     # Indexed by the unique key below, which starts with it.
     customer = models.ForeignKey(
-        Customer, on_delete=models.CASCADE, related_name="sources", db_index=False
+        Customer,
+        on_delete=models.CASCADE,
+        related_name="sources",
+        db_index=False,
+        db_constraint=False,
     )
-    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="+")
+    partner = models.ForeignKey(
+        Partner, on_delete=models.CASCADE, related_name="+", db_constraint=False
+    )
     categories = ArrayField(models.CharField(max_length=20), default=list, blank=True)
     first_seen_at = models.DateTimeField(default=timezone.now)
     last_seen_at = models.DateTimeField(default=timezone.now)
