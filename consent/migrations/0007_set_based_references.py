@@ -3,7 +3,7 @@ checked once per statement (consent/references.py), not per row by a foreign key
 
 An identifier's customer keeps its deferred foreign key: the identifier is written before its
 customer, so that a subject that lost a creation race never exists. Records use the same
-triggers (records migration 0006).
+triggers (records migration 0004).
 """
 
 import django.db.models.deletion
