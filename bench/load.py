@@ -11,7 +11,7 @@ Virtual users are threads in a closed loop (each sends its next request when the
 answered, after a think time: ``--think-ms``, exponentially distributed), with http.client over
 keep-alive connections: no dependency beyond the standard library, and the latency measured is
 what a partner's client sees. Two phases: first ``--seconds`` with the think time (default
-100 ms, which offers some 55-70% of what this 2-core machine serves at saturation: the latency
+100 ms, which offers about half of what a 2-core machine serves at saturation: the latency
 a partner sees on a busy day), then ``--saturate-seconds`` without it, where every user sends as fast as
 it is answered (the throughput the machine tops out at; latencies there are mostly queueing).
 Progress on stderr, figures on stdout.
@@ -305,7 +305,7 @@ def main():
         think_ms=(
             float,
             100.0,
-            "mean pause of a user between requests (default 100: some 55-70%% of what this"
+            "mean pause of a user between requests (default 100: about half of what this"
             " machine serves; 0 saturates it)",
         ),
         saturate_seconds=(
