@@ -66,15 +66,14 @@ def triggers(table, references):
     pairs): one trigger on ``table`` for INSERT and one for UPDATE, one on each referenced table
     for DELETE."""
     arguments = ", ".join(f"'{part}'" for pair in references for part in pair)
+    names = {event: f"{table}_references_{event.lower()}" for event in ("INSERT", "UPDATE")}
     forward = [
-        f"""CREATE TRIGGER {table}_references_{event.lower()}
+        f"""CREATE TRIGGER {name}
             AFTER {event} ON {table} REFERENCING NEW TABLE AS new_rows
             FOR EACH STATEMENT EXECUTE FUNCTION references_check({arguments});"""
-        for event in ("INSERT", "UPDATE")
+        for event, name in names.items()
     ]
-    reverse = [
-        f"DROP TRIGGER IF EXISTS {table}_references_{e} ON {table};" for e in ("insert", "update")
-    ]
+    reverse = [f"DROP TRIGGER IF EXISTS {name} ON {table};" for name in names.values()]
     for column, referenced in references:
         name = f"{table}_{column}_delete"
         forward.append(
