@@ -1,7 +1,7 @@
 """Reads of the discrepancy queue: a discrepancy reaches a party only while that party may see
 every record it rests on (through the one visibility decision), so nothing leaks through it."""
 
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Q
 
 from clearinghouse.records.visibility import read, visible_records
 
@@ -46,10 +46,44 @@ def runs_for(*, partner, limit=50):
     )[:limit]
 
 
-def links_for_records(record_ids):
-    return RecordLink.objects.filter(from_record_id__in=record_ids) | RecordLink.objects.filter(
-        to_record_id__in=record_ids
+def attach_links(rows, items, *, unit=None):
+    """Give each projected record of a unit timeline page (``items``, projected from ``rows``)
+    its ``links``: the records reconciliation matched it with, where ``visible.partner`` may
+    see both ends, so a link never reveals a record. Both ends of a link are on the same unit:
+    when the page holds only part of the unit's timeline, pass the unit's ``Visible`` as
+    ``unit`` and the other ends are looked up there (their refs only, nothing else is read)."""
+    refs = {row.id: str(item["ref"]) for row, item in zip(rows, items, strict=True)}
+    page = set(refs)
+    if unit is not None:
+        refs.update((pk, str(ref)) for pk, ref in unit.queryset.order_by().values_list("id", "ref"))
+    for item in items:
+        item["links"] = []
+    if not page:
+        return items
+    by_id = {row.id: item for row, item in zip(rows, items, strict=True)}
+    # Looked up by from_record (the primary key starts with it); both ends must be visible.
+    links = (
+        RecordLink.objects.filter(from_record_id__in=refs, to_record_id__in=refs)
+        .filter(Q(from_record_id__in=page) | Q(to_record_id__in=page))
+        .order_by("created_at", "from_record_id", "to_record_id")
     )
+    for link in links.values_list("kind", "from_record_id", "to_record_id", "created_at"):
+        kind, one, other, matched_at = link
+        for here, there in ((one, other), (other, one)):
+            if here in by_id:
+                shown = by_id.get(there, {})
+                by_id[here]["links"].append(
+                    {
+                        "kind": kind,
+                        "label": RecordLink.Kind(kind).label,
+                        "ref": refs[there],
+                        "matched_at": matched_at,
+                        # the other end, when it is on this page
+                        "other_label": shown.get("kind_label"),
+                        "other_at": shown.get("occurred_at"),
+                    }
+                )
+    return items
 
 
 def dashboard_panel(*, partner):

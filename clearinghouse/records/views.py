@@ -8,6 +8,7 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views import View
 
+from clearinghouse.reconciliation.selectors import attach_links
 from consent import identity
 from consent.selectors import customer_by_identifier
 from partners.models import Role
@@ -79,7 +80,9 @@ class UnitTimelineView(RecordsPortal):
         except ValueError as exc:
             raise Http404 from exc
         visible = visibility.unit_timeline(partner=self.partner, gtin=gtin, serial=serial)
-        events = visibility.read(visible.queryset[:PAGE], visible, channel="portal")
+        rows = list(visible.queryset[:PAGE])
+        events = visibility.read(rows, visible, channel="portal")
+        attach_links(rows, events, unit=visible if len(rows) == PAGE else None)
         return self.render(
             "portal/records/unit.html", {"gtin": gtin, "serial": serial, "events": events}
         )

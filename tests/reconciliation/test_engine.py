@@ -9,60 +9,13 @@ from django.utils import timezone
 from clearinghouse.reconciliation.engine import CHANGE_OVERLAP, reconcile_pair
 from clearinghouse.reconciliation.models import Discrepancy, ReconciliationRun, RecordLink
 from clearinghouse.reconciliation.selectors import discrepancies_visible
-from clearinghouse.records.services import records_ingest
 from consent import services as consent_services
 from consent.models import ConsentGrant
-from partners.agreements.services import (
-    agreement_countersign,
-    agreement_propose,
-    agreement_suspend,
-)
+from partners.agreements.services import agreement_suspend
 from partners.models import SharingAgreement
-from tests.records.conftest import GTIN, consent, registration, sale
+from tests.records.conftest import GTIN, registration, sale
 
-M2R, R2M = "manufacturer_to_retailer", "retailer_to_manufacturer"
-WIDE = [
-    {"kind": "sale", "purpose": "warranty", "direction": R2M, "fields": ["product", "customer"]},
-    {"kind": "return", "purpose": "warranty", "direction": R2M, "fields": ["product", "sale_reference"]},
-    {"kind": "warranty_registration", "purpose": "warranty", "direction": M2R, "fields": ["product", "purchase_date"]},
-    {"kind": "warranty_claim", "purpose": "warranty", "direction": M2R, "fields": ["product", "fault"]},
-    {"kind": "service_request", "purpose": "service", "direction": R2M, "fields": ["product", "status", "reference"]},
-    {"kind": "service_completion", "purpose": "service", "direction": M2R, "fields": ["product", "reference"]},
-    {"kind": "loyalty_accrual", "purpose": "loyalty", "direction": R2M, "fields": ["points", "sale_reference"]},
-    {"kind": "loyalty_accrual", "purpose": "loyalty", "direction": M2R, "fields": ["points"]},
-    {"kind": "return", "purpose": "loyalty", "direction": R2M, "fields": ["sale_reference"]},
-    {"kind": "loyalty_redemption", "purpose": "loyalty", "direction": R2M, "fields": ["points"]},
-]  # fmt: skip
-ALL = ("warranty", "service", "loyalty")
-
-
-@pytest.fixture
-def world(pair):
-    """The pair with a wide agreement, and Alice consenting everything to both."""
-    version = agreement_propose(
-        proposer=pair.shop, counterpart=pair.maker, actor=pair.shop_admin, clauses=WIDE
-    )
-    agreement_countersign(version=version, partner=pair.maker, actor=pair.maker_admin)
-    pair.days = lambda n: (timezone.now() - timedelta(days=n)).isoformat()
-    return pair
-
-
-def give_consents(pair, email="alice@example.org"):
-    for partner in (pair.maker, pair.shop):
-        for purpose in ALL:
-            consent(partner, email=email, purpose=purpose)
-
-
-def put(partner, *rows):
-    results = records_ingest(partner=partner, rows=list(rows), max_rows=1000)
-    assert all(r.status != "rejected" for r in results), [r.as_dict() for r in results]
-    return [r.ref for r in results]
-
-
-def run(pair, **kw):
-    result = reconcile_pair(manufacturer=pair.maker, retailer=pair.shop, **kw)
-    assert result.status == "done", result.error
-    return result
+from .conftest import give_consents, put, run
 
 
 def kinds(status="open"):

@@ -3,6 +3,7 @@
 from django.utils import timezone
 from rest_framework import serializers
 
+from clearinghouse.reconciliation.models import RecordLink
 from partners.record_kinds import KINDS, shareable_fields
 
 IDENTIFIER_SCHEMA = {
@@ -79,6 +80,12 @@ class ProductSerializer(serializers.Serializer):
     serial = serializers.CharField()
 
 
+class LinkSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=RecordLink.Kind.values)
+    ref = serializers.UUIDField(help_text="the matched record, on the same unit")
+    matched_at = serializers.DateTimeField(help_text="when reconciliation matched the two")
+
+
 class RecordSerializer(serializers.Serializer):
     """A record as you may see it: all of yours; of a counterpart's, what the clause shares."""
 
@@ -100,6 +107,12 @@ class RecordSerializer(serializers.Serializer):
     )
     received_at = serializers.DateTimeField(required=False)
     erased = serializers.BooleanField(required=False)
+    links = LinkSerializer(
+        many=True,
+        required=False,
+        help_text="on a unit timeline: the records reconciliation matched this one with, "
+        "where you may see both",
+    )
 
 
 _PARTNER_REF = ("name", "slug", "kind")
@@ -139,6 +152,15 @@ def represent(item):
         out["received_at"] = None if value is None else _datetime(value)
     if "erased" in item:
         out["erased"] = None if item["erased"] is None else bool(item["erased"])
+    if "links" in item:
+        out["links"] = [
+            {
+                "kind": str(link["kind"]),
+                "ref": str(link["ref"]),
+                "matched_at": _datetime(link["matched_at"]),
+            }
+            for link in item["links"]
+        ]
     return out
 
 

@@ -11,6 +11,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import exceptions
 from rest_framework.response import Response
 
+from clearinghouse.reconciliation.selectors import attach_links
 from consent import identity
 from consent.selectors import customer_by_identifier
 from partners.api.base import PartnerAPIView
@@ -39,11 +40,14 @@ class _RecordReads:
     ordering = ("-received_at", "-id")
     pagination_class = CursorPagination  # also tells the schema that GET answers a page
 
-    def page(self, request, visible, ordering=None):
+    def page(self, request, visible, ordering=None, links=False):
         paginator = self.pagination_class()
         paginator.ordering = ordering or self.ordering
         rows = paginator.paginate_queryset(visible.queryset, request, view=self)
         data = visibility.read(rows, visible, channel="api", request_id=request_id(request))
+        if links:
+            whole = not (paginator.has_next or paginator.has_previous)
+            attach_links(rows, data, unit=None if whole else visible)
         return paginator.get_paginated_response([represent(item) for item in data])
 
 
@@ -182,7 +186,7 @@ class RecordDetailView(PartnerAPIView):
 
 class UnitTimelineView(_RecordReads, PartnerAPIView):
     """Everything you may see about one product unit (GTIN + serial), oldest first, marked by
-    which party recorded each event."""
+    which party recorded each event, each with the records reconciliation matched it with."""
 
     required_scopes = {"GET": Scope.RECORDS_READ}
     ordering = ("occurred_at", "id")
@@ -190,7 +194,9 @@ class UnitTimelineView(_RecordReads, PartnerAPIView):
     @extend_schema(responses=RecordSerializer(many=True))
     def get(self, request, gtin, serial):
         return self.page(
-            request, visibility.unit_timeline(partner=self.partner, gtin=_gtin(gtin), serial=serial)
+            request,
+            visibility.unit_timeline(partner=self.partner, gtin=_gtin(gtin), serial=serial),
+            links=True,
         )
 
 
