@@ -94,15 +94,17 @@ class RecordLink(models.Model):
         VISIT_COMPLETION = "visit_completion", "Service visit ↔ completion"
         REQUEST_COMPLETION = "request_completion", "Service request ↔ completion"
 
-    # The link is its own key: no surrogate id, so a run's bulk insert maintains one index
-    # fewer (the key starts with from_record; to_record has its own index).
+    # The link is its own key and its only index: a run's bulk insert maintains one index per
+    # link. Links are read by from_record (the unit timeline looks both ends up among the
+    # unit's records, ``selectors.attach_links``), and records are tombstoned, never deleted,
+    # so nothing looks a link up by to_record alone.
     pk = models.CompositePrimaryKey("from_record", "to_record", "kind")
     kind = models.CharField(max_length=24, choices=Kind.choices)
     from_record = models.ForeignKey(
         InteractionRecord, on_delete=models.CASCADE, related_name="+", db_index=False, **BULK
     )
     to_record = models.ForeignKey(
-        InteractionRecord, on_delete=models.CASCADE, related_name="+", **BULK
+        InteractionRecord, on_delete=models.CASCADE, related_name="+", db_index=False, **BULK
     )
     created_at = models.DateTimeField(default=timezone.now)
 
