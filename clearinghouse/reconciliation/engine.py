@@ -51,6 +51,7 @@ TEMP_TABLES = (
     "recon_ids",
     "recon_found",
     "recon_rec",
+    "recon_rest",
     "recon_own",
     "recon_claim",
     "recon_opened",
@@ -216,7 +217,7 @@ class _Run:
         steps = [
             ("scope", self.scope),
             ("shared records", self.shared_records),
-            ("links", self.links),
+            ("sale-registration links", self.links),
             ("sales and registrations", self.sales_and_registrations),
             ("claims", self.claims),
             ("service", self.service),
@@ -236,6 +237,13 @@ class _Run:
                 # each record's consent up.
                 self.sql(f"SET LOCAL work_mem = '{WORK_MEM}'")
             for n, (name, step) in enumerate(steps, 1):
+                if self.full and name == "sale-registration links":
+                    # The rules join whole sets: hash joins. A nested loop chosen on a
+                    # misestimate (a pair where nearly every sale has its registration looks
+                    # like one with none left) would rescan a table for each of a million rows.
+                    self.sql("SET LOCAL enable_nestloop = off")
+                elif self.full and name == "manufacturer only":
+                    self.sql("SET LOCAL enable_nestloop = on")
                 step()
                 self.progress(name, n, len(steps))
         self.counts.pop("_", None)
@@ -402,6 +410,13 @@ class _Run:
         )
         # No index: every rule below is a hash join over whole sets.
         self.sql("ANALYZE recon_rec (side, kind, gtin, serial, customer_id)")
+        # Sales and registrations are nearly all of a pair's records: the claim, service and
+        # loyalty rules read the rest, copied once, rather than scan them all again each.
+        self.sql(
+            """CREATE TEMP TABLE recon_rest ON COMMIT DROP AS
+               SELECT * FROM recon_rec WHERE kind NOT IN ('sale', 'warranty_registration')"""
+        )
+        self.sql("ANALYZE recon_rest (side, kind, gtin, serial, customer_id)")
         self.counts["records_considered"] = self.count("recon_rec")
 
     # --- rules -----------------------------------------------------------------------------------
@@ -420,22 +435,6 @@ class _Run:
                  AND NOT EXISTS (SELECT 1 FROM reconciliation_recordlink l WHERE l.from_record_id = s.id
                                  AND l.to_record_id = g.id AND l.kind = 'sale_registration')
                ORDER BY s.id, g.id""",
-            [self.now],
-        )
-        created += self.sql(
-            """INSERT INTO reconciliation_recordlink (kind, from_record_id, to_record_id, created_at)
-               SELECT DISTINCT CASE WHEN a.kind = 'service_request' AND b.kind = 'service_visit' THEN 'request_visit'
-                                    WHEN a.kind = 'service_visit' THEN 'visit_completion'
-                                    ELSE 'request_completion' END, a.id, b.id, %s
-               FROM recon_rec a JOIN recon_rec b
-                 ON b.gtin = a.gtin AND b.serial = a.serial
-                AND coalesce(b.reference, '') = coalesce(a.reference, '')
-                AND b.occurred_at >= a.occurred_at AND b.id <> a.id
-               WHERE (a.kind, b.kind) IN (('service_request', 'service_visit'), ('service_visit', 'service_completion'),
-                                          ('service_request', 'service_completion'))
-                 AND a.kind IN ('service_request', 'service_visit')
-                 AND b.kind IN ('service_visit', 'service_completion')
-               ON CONFLICT (kind, from_record_id, to_record_id) DO NOTHING""",
             [self.now],
         )
         self.counts["links_created"] = created
@@ -469,7 +468,7 @@ class _Run:
                WHERE s.side = 'R' AND s.kind = 'sale' AND s.occurred_at <= %s
                  AND NOT EXISTS (SELECT 1 FROM recon_rec g WHERE g.side = 'M' AND g.kind = 'warranty_registration'
                                  AND g.gtin = s.gtin AND g.serial = s.serial)
-                 AND NOT EXISTS (SELECT 1 FROM recon_rec x WHERE x.side = 'R' AND x.kind = 'return'
+                 AND NOT EXISTS (SELECT 1 FROM recon_rest x WHERE x.side = 'R' AND x.kind = 'return'
                                  AND x.gtin = s.gtin AND x.serial = s.serial AND x.occurred_at >= s.occurred_at)""",
             [
                 settings.RECON_REGISTRATION_GRACE_DAYS,
@@ -481,7 +480,7 @@ class _Run:
         # Hash joins over the claimed units' sales (no per-claim lookups, no index on recon_rec).
         self.sql(
             """CREATE TEMP TABLE recon_claim ON COMMIT DROP AS
-               SELECT id, gtin, serial, customer_id, occurred_at FROM recon_rec WHERE kind = 'warranty_claim'"""
+               SELECT id, gtin, serial, customer_id, occurred_at FROM recon_rest WHERE kind = 'warranty_claim'"""
         )
         self.sql("ANALYZE recon_claim")
         self._found(
@@ -520,18 +519,35 @@ class _Run:
             """SELECT 'repeated_claims', true, c.gtin, c.serial, min(c.customer_id::text)::uuid,
                       'repeated_claims:' || c.gtin || ':' || c.serial, jsonb_build_object('claims', count(*)),
                       array_agg(c.id ORDER BY c.id), array_fill('claim'::text, ARRAY[count(*)::int])
-               FROM recon_rec c WHERE c.kind = 'warranty_claim'
+               FROM recon_rest c WHERE c.kind = 'warranty_claim'
                GROUP BY c.gtin, c.serial HAVING count(*) >= 2"""
         )
 
     def service(self):
+        # Request ↔ visit ↔ completion links, by unit and reference.
+        self.counts["links_created"] += self.sql(
+            """INSERT INTO reconciliation_recordlink (kind, from_record_id, to_record_id, created_at)
+               SELECT DISTINCT CASE WHEN a.kind = 'service_request' AND b.kind = 'service_visit' THEN 'request_visit'
+                                    WHEN a.kind = 'service_visit' THEN 'visit_completion'
+                                    ELSE 'request_completion' END, a.id, b.id, %s
+               FROM recon_rest a JOIN recon_rest b
+                 ON b.gtin = a.gtin AND b.serial = a.serial
+                AND coalesce(b.reference, '') = coalesce(a.reference, '')
+                AND b.occurred_at >= a.occurred_at AND b.id <> a.id
+               WHERE (a.kind, b.kind) IN (('service_request', 'service_visit'), ('service_visit', 'service_completion'),
+                                          ('service_request', 'service_completion'))
+                 AND a.kind IN ('service_request', 'service_visit')
+                 AND b.kind IN ('service_visit', 'service_completion')
+               ON CONFLICT (kind, from_record_id, to_record_id) DO NOTHING""",
+            [self.now],
+        )
         sla_cutoff = self.now - timedelta(days=settings.RECON_SERVICE_SLA_DAYS)
         self._found(
             """SELECT 'service_status_conflict', true, q.gtin, q.serial, q.customer_id,
                       'service_conflict:' || q.id || ':' || k.id,
                       jsonb_build_object('request_status', q.status, 'reference', q.reference),
                       ARRAY[q.id, k.id], ARRAY['request', 'completion']
-               FROM recon_rec q JOIN recon_rec k
+               FROM recon_rest q JOIN recon_rest k
                  ON k.gtin = q.gtin AND k.serial = q.serial AND k.kind = 'service_completion'
                 AND coalesce(k.reference, '') = coalesce(q.reference, '')
                 AND k.occurred_at >= q.occurred_at AND k.occurred_at <= %s
@@ -542,10 +558,10 @@ class _Run:
             """SELECT 'service_overdue', true, q.gtin, q.serial, q.customer_id, 'service_overdue:' || q.id,
                       jsonb_build_object('sla_days', %s::int, 'reference', q.reference),
                       ARRAY[q.id], ARRAY['request']
-               FROM recon_rec q
+               FROM recon_rest q
                WHERE q.kind = 'service_request' AND coalesce(q.status, 'open') IN ('open', 'in_progress')
                  AND q.occurred_at <= %s
-                 AND NOT EXISTS (SELECT 1 FROM recon_rec v WHERE v.kind IN ('service_visit', 'service_completion')
+                 AND NOT EXISTS (SELECT 1 FROM recon_rest v WHERE v.kind IN ('service_visit', 'service_completion')
                                  AND v.gtin = q.gtin AND v.serial = q.serial AND v.occurred_at >= q.occurred_at
                                  AND coalesce(v.reference, '') = coalesce(q.reference, ''))""",
             [settings.RECON_SERVICE_SLA_DAYS, sla_cutoff],
@@ -556,11 +572,11 @@ class _Run:
             """SELECT 'accrual_not_reversed', true, a.gtin, a.serial, a.customer_id, 'not_reversed:' || a.id,
                       jsonb_build_object('points', (a.points)::int, 'sale_reference', a.sale_reference),
                       ARRAY[a.id, x.id], ARRAY['accrual', 'return']
-               FROM recon_rec a JOIN recon_rec x
+               FROM recon_rest a JOIN recon_rest x
                  ON x.side = a.side AND x.kind = 'return' AND x.sale_reference = a.sale_reference
                WHERE a.kind = 'loyalty_accrual' AND (a.points)::int > 0
                  AND coalesce(a.sale_reference, '') <> ''
-                 AND NOT EXISTS (SELECT 1 FROM recon_rec v WHERE v.side = a.side AND v.kind = 'loyalty_accrual'
+                 AND NOT EXISTS (SELECT 1 FROM recon_rest v WHERE v.side = a.side AND v.kind = 'loyalty_accrual'
                                  AND v.sale_reference = a.sale_reference
                                  AND (v.points)::int < 0)"""
         )
@@ -569,7 +585,7 @@ class _Run:
                       jsonb_build_object('retailer_points', (a.points)::int,
                                          'manufacturer_points', (b.points)::int),
                       ARRAY[a.id, b.id], ARRAY['retailer accrual', 'manufacturer accrual']
-               FROM recon_rec a JOIN recon_rec b
+               FROM recon_rest a JOIN recon_rest b
                  ON b.side = 'M' AND b.kind = 'loyalty_accrual' AND b.gtin = a.gtin AND b.serial = a.serial
                 AND coalesce(b.reason, 'purchase') = 'purchase' AND (b.points)::int > 0
                WHERE a.side = 'R' AND a.kind = 'loyalty_accrual' AND a.gtin <> ''
@@ -582,7 +598,7 @@ class _Run:
                             sum(CASE WHEN kind = 'loyalty_redemption' THEN -(points)::int
                                      ELSE points::int END)
                               OVER (PARTITION BY side, customer_id ORDER BY occurred_at, id) AS balance
-                     FROM recon_rec WHERE kind IN ('loyalty_accrual', 'loyalty_redemption')
+                     FROM recon_rest WHERE kind IN ('loyalty_accrual', 'loyalty_redemption')
                        AND customer_id IS NOT NULL {ledgers}) t
                WHERE t.kind = 'loyalty_redemption' AND t.balance < 0""".format(
                 # a customer's whole ledger, or none of it: records on re-checked units alone
