@@ -660,6 +660,8 @@ class Reader:
         assert datetime.fromisoformat(item.pop("occurred_at")) == rec.occurred_at
         received = item.pop("received_at", None)
         assert (received is not None) == expected["own"], f"{where}: received_at of {rec}"
+        # Unit timelines name matched records; nothing here was reconciled.
+        assert item.pop("links", []) == [], f"{where}: links of {rec}, though nothing was matched"
         if not expected["own"]:
             for key in UNSHARED_AS_NULL - set(expected):
                 if key in item and item[key] is None:
