@@ -48,27 +48,27 @@ def runs_for(*, partner, limit=50):
 
 def attach_links(rows, items, *, unit=None):
     """Give each projected record of a unit timeline page (``items``, projected from ``rows``)
-    its ``links``: the records reconciliation matched it with, where ``visible.partner`` may
-    see both ends, so a link never reveals a record. Both ends of a link are on the same unit:
-    when the page holds only part of the unit's timeline, pass the unit's ``Visible`` as
-    ``unit`` and the other ends are looked up there (their refs only, nothing else is read)."""
-    refs = {row.id: str(item["ref"]) for row, item in zip(rows, items, strict=True)}
-    page = set(refs)
-    if unit is not None:
-        refs.update((pk, str(ref)) for pk, ref in unit.queryset.order_by().values_list("id", "ref"))
+    its ``links``: the records reconciliation matched it with, where the reader may see both
+    ends, so a link never reveals a record. Both ends of a link are on the same unit: when the
+    page holds only part of the unit's timeline, pass the unit's ``Visible`` as ``unit`` and
+    the other ends are looked up there (their refs only, nothing else is read)."""
+    by_id = {row.id: item for row, item in zip(rows, items, strict=True)}
     for item in items:
         item["links"] = []
-    if not page:
+    if not by_id:
         return items
-    by_id = {row.id: item for row, item in zip(rows, items, strict=True)}
+    refs = {pk: str(item["ref"]) for pk, item in by_id.items()}
+    if unit is not None:
+        refs.update((pk, str(ref)) for pk, ref in unit.queryset.order_by().values_list("id", "ref"))
     # Looked up by from_record (the primary key starts with it); both ends must be visible.
     links = (
         RecordLink.objects.filter(from_record_id__in=refs, to_record_id__in=refs)
-        .filter(Q(from_record_id__in=page) | Q(to_record_id__in=page))
+        .filter(Q(from_record_id__in=by_id) | Q(to_record_id__in=by_id))
         .order_by("created_at", "from_record_id", "to_record_id")
     )
-    for link in links.values_list("kind", "from_record_id", "to_record_id", "created_at"):
-        kind, one, other, matched_at = link
+    for kind, one, other, matched_at in links.values_list(
+        "kind", "from_record_id", "to_record_id", "created_at"
+    ):
         for here, there in ((one, other), (other, one)):
             if here in by_id:
                 shown = by_id.get(there, {})
