@@ -237,13 +237,6 @@ class _Run:
                 # each record's consent up.
                 self.sql(f"SET LOCAL work_mem = '{WORK_MEM}'")
             for n, (name, step) in enumerate(steps, 1):
-                if self.full and name == "sale-registration links":
-                    # The rules join whole sets: hash joins. A nested loop chosen on a
-                    # misestimate (a pair where nearly every sale has its registration looks
-                    # like one with none left) would rescan a table for each of a million rows.
-                    self.sql("SET LOCAL enable_nestloop = off")
-                elif self.full and name == "manufacturer only":
-                    self.sql("SET LOCAL enable_nestloop = on")
                 step()
                 self.progress(name, n, len(steps))
         self.counts.pop("_", None)
@@ -422,6 +415,12 @@ class _Run:
     # --- rules -----------------------------------------------------------------------------------
 
     def links(self):
+        if self.full:
+            # From here to the manufacturer-only step the rules join whole working tables: hash
+            # joins. A nested loop chosen on a misestimate (a pair where nearly every sale has
+            # its registration looks like one with none left) would rescan a table for each of
+            # a million rows.
+            self.sql("SET LOCAL enable_nestloop = off")
         # A sale of the retailer and a registration of the manufacturer: a link only this pair
         # writes, and only one run of the pair runs at a time (the lock). So a plain insert of
         # the links not there yet, in the order of the unique key (each index entry goes to the
@@ -612,6 +611,8 @@ class _Run:
     def maker_only(self):
         """Registrations and claims of the manufacturer with no sale that it may see from any
         retailer: the manufacturer's own records, in its own queue."""
+        if self.full:
+            self.sql("SET LOCAL enable_nestloop = on")  # reads the records table again
         own_kinds = ["warranty_registration", "warranty_claim"]
         own = self._restrict(
             visible_records(partner=self.m, at=self.now)
