@@ -673,18 +673,31 @@ class _Run:
         self.sql(
             'CREATE TEMP TABLE recon_opened (id uuid, key text COLLATE "C", pair boolean) ON COMMIT DROP'
         )
-        self.sql(
-            f"""WITH opened AS (
-                  INSERT INTO reconciliation_discrepancy
+
+        def open_new(pair, retailer, new):
+            # The findings of one side of the unique key, each key once, in the key's order.
+            return f"""INSERT INTO reconciliation_discrepancy
                     (id, manufacturer_id, retailer_id, kind, severity, key, gtin, serial, customer_id, detail,
                      status, opened_at, updated_at, opened_by_run_id)
-                  SELECT gen_random_uuid(), %s, CASE WHEN f.pair THEN %s::uuid END, f.kind,
+                  SELECT gen_random_uuid(), %s, {retailer}, f.kind,
                          CASE f.kind {severity_cases} ELSE 'medium' END, f.key, f.gtin, f.serial, f.customer_id,
                          f.detail, 'open', %s, %s, %s
-                  FROM (SELECT DISTINCT ON (pair, key) * FROM recon_found ORDER BY pair, key) f
-                  ORDER BY f.pair, f.key
-                  ON CONFLICT (manufacturer_id, retailer_id, key) DO NOTHING
-                  RETURNING id, key, retailer_id IS NOT NULL AS pair),
+                  FROM (SELECT DISTINCT ON (key) * FROM recon_found WHERE pair = {pair} ORDER BY key) f
+                  {new}
+                  RETURNING id, key, {pair} AS pair"""
+
+        # Only this pair's runs open its findings, one run at a time (the lock): the keys not
+        # there yet, plain inserts (the unique key still stops a duplicate). The manufacturer's
+        # own findings are shared by its pairs, whose runs may open one at the same time.
+        pair_new = """WHERE NOT EXISTS (SELECT 1 FROM reconciliation_discrepancy d
+                                      WHERE d.manufacturer_id = %s AND d.retailer_id = %s AND d.key = f.key)
+                      ORDER BY f.key"""
+        own_new = "ORDER BY f.key ON CONFLICT (manufacturer_id, retailer_id, key) DO NOTHING"
+        values = [self.now, self.now, self.run.pk]
+        self.sql(
+            f"""WITH opened_pair AS ({open_new("true", "%s::uuid", pair_new)}),
+                opened_own AS ({open_new("false", "NULL::uuid", own_new)}),
+                opened AS (SELECT * FROM opened_pair UNION ALL SELECT * FROM opened_own),
                 kept AS (INSERT INTO recon_opened SELECT * FROM opened),
                 evidence AS (
                   INSERT INTO reconciliation_discrepancyevidence (discrepancy_id, record_id, role)
@@ -693,7 +706,7 @@ class _Run:
                   CROSS JOIN LATERAL unnest(f.evidence, f.roles) AS e(record_id, role)
                   ORDER BY o.id, e.record_id)
                 SELECT id FROM opened""",
-            [m, r, self.now, self.now, self.run.pk],
+            [m, r, *values, m, r, m, *values],
         )
         opened = [row[0] for row in self.cursor.fetchall()]
         self.sql("CREATE INDEX ON recon_opened (key)")
