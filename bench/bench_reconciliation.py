@@ -622,6 +622,11 @@ def main():
             python_seconds, python_rows = baseline_python(
                 cursor, shop_id=shop.pk, maker_id=maker.pk
             )
+            cursor.execute(
+                "SELECT pg_current_wal_lsn(), current_setting('shared_buffers'), "
+                "current_setting('max_wal_size')"
+            )
+            wal_before, shared_buffers, max_wal_size = cursor.fetchone()
         log(f"  join: {', '.join(f'{t:.2f}s' for t in join_times)} ({join_rows:,} rows)")
         log(f"  join into a logged table: {', '.join(f'{t:.2f}s' for t in logged_times)}")
         log(f"  join into a keyed table: {', '.join(f'{t:.2f}s' for t in stored_times)}")
@@ -646,8 +651,12 @@ def main():
             )
             print(f"total time {time.monotonic() - wall:.0f}s")
             return 1
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s)", [wal_before])
+            full_wal_mb = cursor.fetchone()[0] / 2**20
         log(
-            f"  full run: {full['total']:.1f}s, counts {full['counts']}, VmHWM {full['hwm']:.0f} MB"
+            f"  full run: {full['total']:.1f}s, counts {full['counts']}, VmHWM {full['hwm']:.0f} MB, "
+            f"WAL {full_wal_mb:.0f} MB"
         )
         log("\n" + table(["step", "s"], step_rows(full)))
         log("\n" + table(["statement", "s"], top_statements(full)))
@@ -688,7 +697,8 @@ def main():
         f"Reconciliation of one pair, {time.strftime('%Y-%m-%d %H:%M')}: {record_count:,} records "
         f"({', '.join(f'{k} {v:,}' for k, v in loaded.items())}), {args.customers:,} customers "
         f"all consenting to both partners for {', '.join(PURPOSES)}; table + indexes {size}; "
-        f"loaded in {load_seconds:.0f}s; PostgreSQL work_mem {full['work_mem']}"
+        f"loaded in {load_seconds:.0f}s; PostgreSQL work_mem {full['work_mem']}, shared_buffers "
+        f"{shared_buffers}, max_wal_size {max_wal_size}"
     )
     print(
         f"baseline join (sales x registrations on gtin, serial into a temp table): "
@@ -704,7 +714,7 @@ def main():
     print()
     print("full run, per step (seconds):")
     print(table(["step", "s"], step_rows(full)))
-    print(f"counts: {full['counts']}")
+    print(f"counts: {full['counts']}; WAL written by the run: {full_wal_mb:.0f} MB")
     print()
     print("full run, slowest statements (seconds):")
     print(table(["statement", "s"], top_statements(full)))
