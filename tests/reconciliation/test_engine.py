@@ -11,11 +11,15 @@ from clearinghouse.reconciliation.models import Discrepancy, ReconciliationRun, 
 from clearinghouse.reconciliation.selectors import discrepancies_visible
 from consent import services as consent_services
 from consent.models import ConsentGrant
-from partners.agreements.services import agreement_suspend
-from partners.models import SharingAgreement
-from tests.records.conftest import GTIN, registration, sale
+from partners.agreements.services import (
+    agreement_countersign,
+    agreement_propose,
+    agreement_suspend,
+)
+from partners.models import Partner, SharingAgreement
+from tests.records.conftest import GTIN, consent, registration, sale
 
-from .conftest import give_consents, put, run
+from .conftest import ALL, WIDE, give_consents, put, run
 
 
 def kinds(status="open"):
@@ -445,3 +449,32 @@ def test_a_run_opens_findings_without_a_note_each_and_the_history_starts_with_th
     assert not DiscrepancyNote.objects.exists()  # no row per finding opened
     (opening,) = discrepancy_history(d)
     assert opening.action == "opened" and opening.created_at == d.opened_at
+
+
+def test_the_makers_own_findings_are_opened_once_across_its_retailers(world, make_partner):
+    """Every pair of a manufacturer sees its registrations: one that no retailer sold is one
+    finding in the manufacturer's queue, whichever pair's run opens it; one that another
+    retailer sold is no finding at all."""
+    other, other_admin = make_partner(kind=Partner.Kind.RETAILER)
+    version = agreement_propose(
+        proposer=other, counterpart=world.maker, actor=other_admin, clauses=WIDE
+    )
+    agreement_countersign(version=version, partner=world.maker, actor=world.maker_admin)
+    put(
+        world.maker,
+        registration("W-1", occurred_at=world.days(90), payload={"warranty_months": 24}),
+        registration(
+            "W-2", serial="SN-2", occurred_at=world.days(90), payload={"warranty_months": 24}
+        ),
+    )
+    put(other, sale("S-2", serial="SN-2", occurred_at=world.days(91)))
+    give_consents(world)
+    for purpose in ALL:
+        consent(other, purpose=purpose)
+    for retailer in (world.shop, other, world.shop, other):
+        result = reconcile_pair(manufacturer=world.maker, retailer=retailer, full=True)
+        assert result.status == "done", result.error
+    found = Discrepancy.objects.values_list("kind", "serial", "retailer")
+    assert list(found) == [("registration_without_sale", "SN-1", None)]
+    assert Discrepancy.objects.get().evidence.count() == 1
+    assert RecordLink.objects.filter(kind="sale_registration").count() == 1
