@@ -108,13 +108,8 @@ PY
     fi
     say "starting PostgreSQL on 127.0.0.1:$PG_PORT"
     [ "$(id -u)" = 0 ] && touch "$DATA/postgres.log" && chown postgres "$DATA/postgres.log"
-    # A full reconciliation run writes a pair's links and findings in one transaction (some
-    # 550 MB of WAL for a pair of a million sales): room for that between checkpoints, and a
-    # cache larger than the default 128 MB where the machine has the memory.
-    local buffers=128MB
-    [ "$(awk '/^MemTotal:/ {print $2}' /proc/meminfo 2>/dev/null || echo 0)" -ge 4194304 ] && buffers=512MB
     "${run[@]}" "$bindir/pg_ctl" -D "$pgdata" -l "$DATA/postgres.log" -w -t 60 \
-      -o "-p $PG_PORT -k $DATA/run -c listen_addresses=127.0.0.1 -c max_connections=200 -c shared_buffers=$buffers -c max_wal_size=4GB" start >/dev/null \
+      -o "-p $PG_PORT -k $DATA/run -c listen_addresses=127.0.0.1 -c max_connections=200" start >/dev/null \
       || die "PostgreSQL did not start, see .data/postgres.log"
   fi
   if [ "$("$bindir/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -tAc "select 1 from pg_database where datname='clearinghouse'")" != 1 ]; then
