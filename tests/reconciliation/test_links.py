@@ -29,8 +29,9 @@ def test_both_parties_see_the_link_in_the_portal(world, client):
     sale_ref, registration_ref = matched(world)
     for user in (world.shop_admin, world.maker_admin):
         client.force_login(user)
-        page = client.get(UNIT).content.decode()
-        events = {e["ref"]: e for e in client.get(UNIT).context["events"]}
+        response = client.get(UNIT)
+        page = response.content.decode()
+        events = {e["ref"]: e for e in response.context["events"]}
         assert [link["ref"] for link in events[sale_ref]["links"]] == [registration_ref]
         assert [link["ref"] for link in events[registration_ref]["links"]] == [sale_ref]
         assert f'href="#r-{registration_ref}"' in page and f'id="r-{registration_ref}"' in page
