@@ -73,7 +73,7 @@ class Migration(migrations.Migration):
             ),
         ),
         migrations.RunSQL(FUNCTIONS, DROP_FUNCTIONS),
-        migrations.RunSQL(SOURCES[0], SOURCES[1]),
-        migrations.RunSQL(KEYS[0], KEYS[1]),
-        migrations.RunSQL(IDENTIFIERS[0], IDENTIFIERS[1]),
+        migrations.RunSQL(*SOURCES),
+        migrations.RunSQL(*KEYS),
+        migrations.RunSQL(*IDENTIFIERS),
     ]
