@@ -8,10 +8,10 @@ Every customer consents to both partners for warranty, service and loyalty.
 
 Figures (stdout):
   * the sale↔registration step of a full run ("sale-registration links": its link insert,
-    timed per statement)
-    beside one hand-written SQL join of the same match into a temp table in the same run (goal
-    <= 1.5x the join); for context, the same join into a logged table, into a logged table
-    keyed like the links, and the same match in Python after fetching both tables;
+    timed per statement) beside one hand-written SQL join of the same match into a temp table
+    in the same run (goal <= 1.5x the join); for context, the same join into a logged table,
+    into a logged table keyed like the links, and the same match in Python after fetching both
+    tables;
   * the whole full run over every rule (goal <= 30 s);
   * an incremental run after 10,000 new records (goal <= 1 s);
   * the peak RSS (VmHWM) of the worker process that ran the full run (goal <= 300 MB).
