@@ -8,7 +8,8 @@ Every customer consents to both partners for warranty, service and loyalty.
 
 Figures (stdout):
   * the sale↔registration step of a full run ("sale-registration links": its link insert,
-    timed per statement) beside one hand-written SQL join of the same match into a temp table
+    timed per statement) beside one hand-written SQL join of the same match (unit, and customer
+    where both records name one) into a temp table
     in the same run (goal <= 1.5x the join); for context, the same join into a logged table,
     into a logged table keyed like the links, and the same match in Python after fetching both
     tables;
@@ -482,6 +483,8 @@ def run_child(env, mode, maker, shop, *, explain=False, timeout=None):
 def baseline_join(cursor, *, shop_id, maker_id, repeats=3, temp=True):
     """One hand-written join of the sale↔registration match into a result table, timed: a temp
     table (the goal's baseline), or, for context, a logged one (``temp=False``)."""
+    from clearinghouse.reconciliation.engine import SAME_CUSTOMER
+
     times, rows = [], 0
     for _ in range(repeats):
         cursor.execute("DROP TABLE IF EXISTS bench_join")
@@ -491,7 +494,8 @@ def baseline_join(cursor, *, shop_id, maker_id, repeats=3, temp=True):
                 SELECT s.id AS sale_id, g.id AS registration_id
                 FROM {TABLE} s JOIN {TABLE} g USING (gtin, serial)
                 WHERE s.kind = 'sale' AND g.kind = 'warranty_registration'
-                  AND s.submitted_by_id = %s AND g.submitted_by_id = %s""",
+                  AND s.submitted_by_id = %s AND g.submitted_by_id = %s
+                  AND {SAME_CUSTOMER.format(a="s", b="g")}""",
             [shop_id, maker_id],
         )
         times.append(time.monotonic() - began)
@@ -505,21 +509,23 @@ def baseline_python(cursor, *, shop_id, maker_id):
     sales by unit, probed with each registration)."""
     began = time.monotonic()
     cursor.execute(
-        f"SELECT id, gtin, serial FROM {TABLE} WHERE kind = 'sale' AND submitted_by_id = %s",
+        f"""SELECT id, gtin, serial, customer_id FROM {TABLE}
+            WHERE kind = 'sale' AND submitted_by_id = %s""",
         [shop_id],
     )
     sales = {}
-    for sale_id, gtin, serial in cursor.fetchall():
-        sales.setdefault((gtin, serial), []).append(sale_id)
+    for sale_id, gtin, serial, customer in cursor.fetchall():
+        sales.setdefault((gtin, serial), []).append((sale_id, customer))
     cursor.execute(
-        f"""SELECT id, gtin, serial FROM {TABLE}
+        f"""SELECT id, gtin, serial, customer_id FROM {TABLE}
             WHERE kind = 'warranty_registration' AND submitted_by_id = %s""",
         [maker_id],
     )
     pairs = [
         (sale_id, registration_id)
-        for registration_id, gtin, serial in cursor.fetchall()
-        for sale_id in sales.get((gtin, serial), ())
+        for registration_id, gtin, serial, customer in cursor.fetchall()
+        for sale_id, sold_to in sales.get((gtin, serial), ())
+        if sold_to is None or customer is None or sold_to == customer
     ]
     return time.monotonic() - began, len(pairs)
 
@@ -528,6 +534,8 @@ def baseline_join_stored(cursor, *, shop_id, maker_id, repeats=3):
     """For context, not the goal: the same join written the way links are stored, into a
     logged table keyed like the links table (its primary key), in key order. The difference
     to ``baseline_join`` is what durability and the key cost."""
+    from clearinghouse.reconciliation.engine import SAME_CUSTOMER
+
     times = []
     for _ in range(repeats):
         cursor.execute("DROP TABLE IF EXISTS bench_links")
@@ -542,6 +550,7 @@ def baseline_join_stored(cursor, *, shop_id, maker_id, repeats=3):
                 FROM {TABLE} s JOIN {TABLE} g USING (gtin, serial)
                 WHERE s.kind = 'sale' AND g.kind = 'warranty_registration'
                   AND s.submitted_by_id = %s AND g.submitted_by_id = %s
+                  AND {SAME_CUSTOMER.format(a="s", b="g")}
                 ORDER BY s.id, g.id""",
             [shop_id, maker_id],
         )

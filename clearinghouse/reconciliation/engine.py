@@ -69,6 +69,13 @@ PAYLOAD_FIELDS = (
     "reason",
 )
 
+# A sale and a registration are of the same purchase when they name the same unit, and the same
+# customer where both records name one (an anonymous sale, or a registration sent without the
+# customer, matches on the unit alone).
+SAME_CUSTOMER = (
+    "({a}.customer_id IS NULL OR {b}.customer_id IS NULL OR {a}.customer_id = {b}.customer_id)"
+)
+
 SEVERITY = {
     "registration_date_mismatch": "low",
     "sale_without_registration": "low",
@@ -430,10 +437,10 @@ class _Run:
                SELECT 'sale_registration', s.id, g.id, %s
                FROM recon_rec s JOIN recon_rec g
                  ON g.gtin = s.gtin AND g.serial = s.serial AND g.side = 'M' AND g.kind = 'warranty_registration'
-               WHERE s.side = 'R' AND s.kind = 'sale'
+               WHERE s.side = 'R' AND s.kind = 'sale' AND {same_customer}
                  AND NOT EXISTS (SELECT 1 FROM reconciliation_recordlink l WHERE l.from_record_id = s.id
                                  AND l.to_record_id = g.id AND l.kind = 'sale_registration')
-               ORDER BY s.id, g.id""",
+               ORDER BY s.id, g.id""".format(same_customer=SAME_CUSTOMER.format(a="s", b="g")),
             [self.now],
         )
         self.counts["links_created"] = created
@@ -455,9 +462,11 @@ class _Run:
                       ARRAY[s.id, g.id], ARRAY['sale', 'registration']
                FROM recon_rec s JOIN recon_rec g
                  ON g.gtin = s.gtin AND g.serial = s.serial AND g.side = 'M' AND g.kind = 'warranty_registration'
-               WHERE s.side = 'R' AND s.kind = 'sale'
+               WHERE s.side = 'R' AND s.kind = 'sale' AND {same_customer}
                  AND abs(coalesce((g.purchase_date)::date, (g.occurred_at AT TIME ZONE 'UTC')::date)
-                         - (s.occurred_at AT TIME ZONE 'UTC')::date) > %s""",
+                         - (s.occurred_at AT TIME ZONE 'UTC')::date) > %s""".format(
+                same_customer=SAME_CUSTOMER.format(a="s", b="g")
+            ),
             [tolerance, tolerance],
         )
         self._found(
@@ -466,9 +475,11 @@ class _Run:
                FROM recon_rec s
                WHERE s.side = 'R' AND s.kind = 'sale' AND s.occurred_at <= %s
                  AND NOT EXISTS (SELECT 1 FROM recon_rec g WHERE g.side = 'M' AND g.kind = 'warranty_registration'
-                                 AND g.gtin = s.gtin AND g.serial = s.serial)
+                                 AND g.gtin = s.gtin AND g.serial = s.serial AND {same_customer})
                  AND NOT EXISTS (SELECT 1 FROM recon_rest x WHERE x.side = 'R' AND x.kind = 'return'
-                                 AND x.gtin = s.gtin AND x.serial = s.serial AND x.occurred_at >= s.occurred_at)""",
+                                 AND x.gtin = s.gtin AND x.serial = s.serial AND x.occurred_at >= s.occurred_at)""".format(
+                same_customer=SAME_CUSTOMER.format(a="s", b="g")
+            ),
             [
                 settings.RECON_REGISTRATION_GRACE_DAYS,
                 self.now - timedelta(days=settings.RECON_REGISTRATION_GRACE_DAYS),
@@ -639,7 +650,7 @@ class _Run:
             params_own,
         )
         self.sql(
-            f"CREATE TEMP TABLE recon_other_sale ON COMMIT DROP AS SELECT DISTINCT gtin, serial FROM ({sql_sale}) s ({columns})",
+            f"CREATE TEMP TABLE recon_other_sale ON COMMIT DROP AS SELECT DISTINCT gtin, serial, customer_id FROM ({sql_sale}) s ({columns})",
             params_sale,
         )
         self.sql("CREATE INDEX ON recon_other_sale (gtin, serial)")
@@ -649,13 +660,17 @@ class _Run:
             """SELECT CASE kind WHEN 'warranty_claim' THEN 'claim_without_sale' ELSE 'registration_without_sale' END,
                       false, g.gtin, g.serial, g.customer_id,
                       CASE kind WHEN 'warranty_claim' THEN 'claim_without_sale:' ELSE 'no_sale:' END || g.id,
-                      '{}'::jsonb, ARRAY[g.id],
+                      '{{}}'::jsonb, ARRAY[g.id],
                       ARRAY[CASE kind WHEN 'warranty_claim' THEN 'claim' ELSE 'registration' END]
                FROM recon_own g
                WHERE (g.kind = 'warranty_claim' OR g.occurred_at <= %s)
                  AND NOT EXISTS (SELECT 1 FROM recon_rec s WHERE s.side = 'R' AND s.kind = 'sale'
-                                 AND s.gtin = g.gtin AND s.serial = g.serial)
-                 AND NOT EXISTS (SELECT 1 FROM recon_other_sale a WHERE a.gtin = g.gtin AND a.serial = g.serial)""",
+                                 AND s.gtin = g.gtin AND s.serial = g.serial AND {same_r})
+                 AND NOT EXISTS (SELECT 1 FROM recon_other_sale a WHERE a.gtin = g.gtin AND a.serial = g.serial
+                                 AND {same_other})""".format(
+                same_r=SAME_CUSTOMER.format(a="s", b="g"),
+                same_other=SAME_CUSTOMER.format(a="a", b="g"),
+            ),
             [grace_cutoff],
         )
 

@@ -38,6 +38,36 @@ def test_sale_and_registration_link_and_agree(world):
     assert kinds() == [] and r.counts["links_created"] == 1
 
 
+TERMS = {"warranty_months": 24}
+
+
+def test_a_registration_by_another_customer_is_not_the_sales(world):
+    """The match is by unit and customer: the unit Alice bought and Bob registered is a sale
+    without its registration and a registration without a sale, and no link."""
+    put(
+        world.shop,
+        sale("S-1", occurred_at=world.days(100)),
+        sale("S-2", serial="SN-2", occurred_at=world.days(100)),
+    )
+    put(
+        world.maker,
+        registration("W-1", email="bob@example.org", occurred_at=world.days(99), payload=TERMS),
+        registration("W-2", serial="SN-2", occurred_at=world.days(99), payload=TERMS),
+    )
+    give_consents(world)
+    give_consents(world, email="bob@example.org")
+    r = run(world)
+    links = RecordLink.objects.filter(kind="sale_registration")
+    assert [(link.from_record.external_id, link.to_record.external_id) for link in links] == [
+        ("S-2", "W-2")
+    ]
+    assert r.counts["links_created"] == 1
+    assert sorted(Discrepancy.objects.values_list("kind", "retailer_id", "serial")) == [
+        ("registration_without_sale", None, "SN-1"),
+        ("sale_without_registration", world.shop.pk, "SN-1"),
+    ]
+
+
 def test_date_mismatch_and_missing_registration(world):
     put(
         world.shop,
