@@ -3,9 +3,10 @@ same result as an uninterrupted run, and replayed tasks change nothing."""
 
 import os
 import signal
-import time
+from contextlib import contextmanager
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from clearinghouse.reconciliation.engine import reconcile_pair
@@ -89,6 +90,36 @@ def loaded(pair):
     return pair, expected
 
 
+@contextmanager
+def _queue_write_held():
+    """Another connection holding a SHARE lock on the discrepancy table: reads go on, and a
+    run stops at its first write there until the lock is released."""
+    other = connection.copy()
+    try:
+        with other.cursor() as cursor:
+            cursor.execute("BEGIN")
+            cursor.execute("LOCK TABLE reconciliation_discrepancy IN SHARE MODE")
+            yield
+            cursor.execute("ROLLBACK")
+    finally:
+        other.close()
+
+
+def _run_waits_for_the_queue():
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'
+               AND query LIKE '%INSERT INTO reconciliation_discrepancy%'"""
+        )
+        return cursor.fetchone()[0] == 1
+
+
+def _no_run_in_flight():
+    with connection.cursor() as cursor:  # a run holds its pair's advisory lock until it ends
+        cursor.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")
+        return cursor.fetchone()[0] == 0
+
+
 def test_a_worker_killed_mid_run_is_redone_by_another_with_the_same_result(loaded):
     pair, expected = loaded
     # Short timeouts so that the second worker restores the killed worker's task within seconds
@@ -101,15 +132,14 @@ def test_a_worker_killed_mid_run_is_redone_by_another_with_the_same_result(loade
     }
     with real_broker() as app:
         app.control.purge()
-        with celery_worker(**env) as first:
+        with celery_worker(**env) as first, _queue_write_held():
             reconcile_pair_task.delay(str(pair.maker.pk), str(pair.shop.pk), "test", True)
-            wait_for(
-                lambda: ReconciliationRun.objects.filter(status="running").exists(),
-                message="the run to start",
-            )
-            time.sleep(0.3)
-            os.killpg(first.pid, signal.SIGKILL)  # the worker and its pool child, mid-run
+            # Mid-run: its links written, uncommitted, and its first write to the queue waiting.
+            wait_for(_run_waits_for_the_queue, message="the run to reach the discrepancy queue")
+            os.killpg(first.pid, signal.SIGKILL)  # the worker and its pool child
             first.wait()
+        # Its server process finds the client gone when it next answers, and rolls back.
+        wait_for(_no_run_in_flight, message="the killed run's transaction to end")
         assert not ReconciliationRun.objects.filter(status="done").exists()
         assert _snapshot()[0] == []  # nothing half-written survived the kill
         with celery_worker(**env):
