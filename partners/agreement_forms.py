@@ -10,7 +10,7 @@ form and the view renders it again with one more row for that kind.
 from django import forms
 
 from .agreements import DIRECTIONS, MANUFACTURER_TO_RETAILER, RETAILER_TO_MANUFACTURER
-from .models import Partner
+from .models import AgreementVersion, Partner
 from .record_kinds import KINDS, PURPOSES, shareable_fields
 
 NOT_SHARED = ""
@@ -47,8 +47,17 @@ def _initial_from(clauses):
 
 
 class ClauseEditorForm(forms.Form):
-    """Counterpart (for a new agreement), note, and the clause table."""
+    """Counterpart (for a new agreement), the clause table, who credits loyalty points for a
+    purchase, and a note."""
 
+    purchase_points = forms.ChoiceField(
+        label="Loyalty points for a purchase",
+        choices=AgreementVersion.PurchasePoints.choices,
+        required=False,  # not sent: the terms the editor started from
+        widget=forms.RadioSelect,
+        help_text="Reconciliation reports a purchase credited by both programmes only when "
+        "one programme credits it.",
+    )
     note = forms.CharField(
         label="Note to the other party (optional)",
         max_length=500,
@@ -57,12 +66,26 @@ class ClauseEditorForm(forms.Form):
         help_text="Why these terms, or what changed.",
     )
 
-    def __init__(self, *args, partner, counterparts=None, counterpart=None, clauses=(), **kwargs):
+    def __init__(
+        self,
+        *args,
+        partner,
+        counterparts=None,
+        counterpart=None,
+        clauses=(),
+        purchase_points=AgreementVersion.PurchasePoints.ONE,
+        **kwargs,
+    ):
         """``counterparts``: the partners to choose from for a new agreement; ``counterpart``:
-        the other party when proposing a change instead. ``clauses``: the terms to start from."""
+        the other party when proposing a change instead. ``clauses`` and ``purchase_points``:
+        the terms to start from."""
         clauses = list(clauses)
         kwargs.setdefault("initial", {})
-        kwargs["initial"] = {**_initial_from(clauses), **kwargs["initial"]}
+        kwargs["initial"] = {
+            **_initial_from(clauses),
+            "purchase_points": purchase_points,
+            **kwargs["initial"],
+        }
         super().__init__(*args, **kwargs)
         self.partner = partner
         self.other_party = counterpart
@@ -167,6 +190,9 @@ class ClauseEditorForm(forms.Form):
 
     def hidden_slots(self):
         return [self[_slots_name(kind)] for kind in KINDS]
+
+    def clean_purchase_points(self):
+        return self.cleaned_data["purchase_points"] or self.initial["purchase_points"]
 
     def clean(self):
         data = super().clean()

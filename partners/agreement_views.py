@@ -130,6 +130,9 @@ class AgreementProposeView(PortalMixin, FormView):
             "partner": self.partner,
             "counterpart": self.agreement.counterpart_of(self.partner),
             "clauses": base.clauses if base else (),
+            "purchase_points": base.purchase_points
+            if base
+            else AgreementVersion.PurchasePoints.ONE,
         }
 
     def get_form_kwargs(self):
@@ -157,6 +160,7 @@ class AgreementProposeView(PortalMixin, FormView):
                 clauses=form.cleaned_data["clauses"],
                 actor=self.request.user,
                 note=form.cleaned_data["note"],
+                purchase_points=form.cleaned_data["purchase_points"],
             )
         except ValidationError as exc:
             for message in _errors(exc):

@@ -380,7 +380,13 @@ class AgreementVersion(models.Model):
     proposed by one party and becomes active when the other countersigns; the version it replaces
     is then superseded. A proposal may instead be rejected (by the other party) or withdrawn (by
     its proposer, or replaced by a newer proposal). At most one proposed and one active version
-    per agreement (database constraints)."""
+    per agreement (database constraints). Beside the clauses, a version states who credits
+    loyalty points for a purchase (``purchase_points``): reconciliation reports a purchase
+    credited by both programmes only where the terms say one programme credits it."""
+
+    class PurchasePoints(models.TextChoices):
+        ONE = "one", "One programme credits a purchase, not both"
+        BOTH = "both", "Both programmes may credit the same purchase"
 
     class Status(models.TextChoices):
         PROPOSED = "proposed", "Awaiting countersignature"
@@ -394,6 +400,9 @@ class AgreementVersion(models.Model):
     )
     number = models.PositiveIntegerField()
     clauses = models.JSONField(default=list)
+    purchase_points = models.CharField(
+        max_length=8, choices=PurchasePoints.choices, default=PurchasePoints.ONE
+    )
     note = models.CharField(max_length=500, blank=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PROPOSED)
     proposed_by = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="+")
@@ -435,6 +444,10 @@ class AgreementVersion(models.Model):
                 name="agreement_version_status_valid",
             ),
             models.CheckConstraint(condition=Q(number__gte=1), name="agreement_version_number_min"),
+            models.CheckConstraint(
+                condition=Q(purchase_points__in=["one", "both"]),
+                name="agreement_version_purchase_points_valid",
+            ),
             models.CheckConstraint(
                 condition=Q(status__in=["active", "superseded"], countersigned_at__isnull=False)
                 | Q(

@@ -188,29 +188,36 @@ class _Run:
         self.m = state.manufacturer
         self.r = state.retailer
         # What the pair's agreement in force is (its status and countersigned version): when it
-        # changed since the last run, what each side may see changed for every record.
-        self.agreement = self._agreement_fingerprint()
+        # changed since the last run, what each side may see changed for every record. And
+        # who credits loyalty points for a purchase under that version.
+        self.agreement, self.purchase_points = self._agreement_in_force()
         self.full = full or state.record_watermark == 0 or state.agreement != self.agreement
         self.progress = progress or (lambda step, done, total: None)
         self.now = timezone.now()
         self.cursor = None
         self.counts = {}
 
-    def _agreement_fingerprint(self):
+    def _agreement_in_force(self):
+        in_force = AgreementVersion.objects.filter(
+            agreement=OuterRef("pk"), status=AgreementVersion.Status.ACTIVE
+        )
         agreement = (
             SharingAgreement.objects.filter(manufacturer=self.m, retailer=self.r)
             .exclude(status=SharingAgreement.Status.TERMINATED)
             .annotate(
-                in_force=Subquery(
-                    AgreementVersion.objects.filter(
-                        agreement=OuterRef("pk"), status=AgreementVersion.Status.ACTIVE
-                    ).values("pk")[:1]
-                )
+                in_force=Subquery(in_force.values("pk")[:1]),
+                purchase_points=Subquery(in_force.values("purchase_points")[:1]),
             )
-            .values_list("pk", "status", "in_force")
+            .values_list("pk", "status", "in_force", "purchase_points")
             .first()
         )
-        return ":".join(str(part) for part in agreement) if agreement else ""
+        if agreement is None:
+            return "", AgreementVersion.PurchasePoints.ONE
+        *fingerprint, purchase_points = agreement
+        return (
+            ":".join(str(part) for part in fingerprint),
+            purchase_points or AgreementVersion.PurchasePoints.ONE,
+        )
 
     def sql(self, query, params=()):
         self.cursor.execute(query, params)
@@ -590,17 +597,10 @@ class _Run:
                                  AND v.sale_reference = a.sale_reference
                                  AND (v.points)::int < 0)"""
         )
-        self._found(
-            """SELECT 'double_credit', true, a.gtin, a.serial, a.customer_id, 'double_credit:' || a.id || ':' || b.id,
-                      jsonb_build_object('retailer_points', (a.points)::int,
-                                         'manufacturer_points', (b.points)::int),
-                      ARRAY[a.id, b.id], ARRAY['retailer accrual', 'manufacturer accrual']
-               FROM recon_rest a JOIN recon_rest b
-                 ON b.side = 'M' AND b.kind = 'loyalty_accrual' AND b.gtin = a.gtin AND b.serial = a.serial
-                AND coalesce(b.reason, 'purchase') = 'purchase' AND (b.points)::int > 0
-               WHERE a.side = 'R' AND a.kind = 'loyalty_accrual' AND a.gtin <> ''
-                 AND coalesce(a.reason, 'purchase') = 'purchase' AND (a.points)::int > 0"""
-        )
+        # A purchase credited by both programmes is a finding only where the terms in force say
+        # one programme credits it (a change of terms makes the next run a full one).
+        if self.purchase_points == AgreementVersion.PurchasePoints.ONE:
+            self._double_credit()
         self._found(
             """SELECT 'redemption_exceeds_balance', true, '', '', t.customer_id, 'overdrawn:' || t.id,
                       jsonb_build_object('balance_after', t.balance), ARRAY[t.id], ARRAY['redemption']
@@ -617,6 +617,19 @@ class _Run:
                 if self.full
                 else "AND customer_id IN (SELECT customer_id FROM recon_customers)"
             )
+        )
+
+    def _double_credit(self):
+        self._found(
+            """SELECT 'double_credit', true, a.gtin, a.serial, a.customer_id, 'double_credit:' || a.id || ':' || b.id,
+                      jsonb_build_object('retailer_points', (a.points)::int,
+                                         'manufacturer_points', (b.points)::int),
+                      ARRAY[a.id, b.id], ARRAY['retailer accrual', 'manufacturer accrual']
+               FROM recon_rest a JOIN recon_rest b
+                 ON b.side = 'M' AND b.kind = 'loyalty_accrual' AND b.gtin = a.gtin AND b.serial = a.serial
+                AND coalesce(b.reason, 'purchase') = 'purchase' AND (b.points)::int > 0
+               WHERE a.side = 'R' AND a.kind = 'loyalty_accrual' AND a.gtin <> ''
+                 AND coalesce(a.reason, 'purchase') = 'purchase' AND (a.points)::int > 0"""
         )
 
     def maker_only(self):

@@ -130,12 +130,18 @@ def _open_agreement(manufacturer, retailer, proposer, retry=True):
 
 
 @transaction.atomic
-def agreement_propose(*, proposer, counterpart, clauses, actor, note=""):
-    """Propose terms to ``counterpart``. Without an agreement between the pair that is not
-    terminated, this creates the agreement and its version 1 (not in force); otherwise a new
-    proposed version of that agreement, which withdraws any pending proposal (of either party)
-    and leaves the active version in force until countersigned. Returns the new version."""
+def agreement_propose(*, proposer, counterpart, clauses, actor, note="", purchase_points="one"):
+    """Propose terms to ``counterpart``: the clauses, and who credits loyalty points for a
+    purchase (``AgreementVersion.PurchasePoints``). Without an agreement between the pair that
+    is not terminated, this creates the agreement and its version 1 (not in force); otherwise a
+    new proposed version of that agreement, which withdraws any pending proposal (of either
+    party) and leaves the active version in force until countersigned. Returns the new
+    version."""
     clauses = clauses_normalise(clauses)
+    if purchase_points not in AgreementVersion.PurchasePoints.values:
+        raise ValidationError(
+            {"purchase_points": "Say whether one programme or both credit a purchase."}
+        )
     note = (note or "").strip()
     if len(note) > REASON_MAX:
         raise ValidationError({"note": f"Keep the note under {REASON_MAX} characters."})
@@ -160,15 +166,16 @@ def agreement_propose(*, proposer, counterpart, clauses, actor, note=""):
     )
     active = next((v for v in versions if v.status == VersionStatus.ACTIVE), None)
     pending = next((v for v in versions if v.status == VersionStatus.PROPOSED), None)
-    if active is not None and active.clauses == clauses:
+    terms = (clauses, purchase_points)
+    if active is not None and (active.clauses, active.purchase_points) == terms:
         raise ValidationError(
-            {"clauses": "These are exactly the clauses in force; change at least one."}
+            {"clauses": "These are exactly the terms in force; change at least one."}
         )
-    if pending is not None and pending.clauses == clauses:
+    if pending is not None and (pending.clauses, pending.purchase_points) == terms:
         raise ValidationError(
             {
                 "clauses": f"Version {pending.number}, awaiting countersignature, has exactly "
-                "these clauses."
+                "these terms."
             }
         )
     now = timezone.now()
@@ -187,6 +194,7 @@ def agreement_propose(*, proposer, counterpart, clauses, actor, note=""):
         agreement=agreement,
         number=number,
         clauses=clauses,
+        purchase_points=purchase_points,
         note=note,
         proposed_by=proposer,
         proposed_by_user=actor,

@@ -40,10 +40,24 @@ class VersionSummarySerializer(serializers.ModelSerializer):
     proposed_by = serializers.SlugRelatedField(
         slug_field="slug", read_only=True, help_text="The proposing partner's slug."
     )
+    purchase_points = serializers.ChoiceField(
+        choices=AgreementVersion.PurchasePoints.choices,
+        read_only=True,
+        help_text="Who credits loyalty points for a purchase: `one` programme (a purchase "
+        "credited by both is a discrepancy) or `both`.",
+    )
 
     class Meta:
         model = AgreementVersion
-        fields = ["number", "status", "proposed_by", "proposed_at", "countersigned_at", "note"]
+        fields = [
+            "number",
+            "status",
+            "proposed_by",
+            "proposed_at",
+            "countersigned_at",
+            "purchase_points",
+            "note",
+        ]
         read_only_fields = fields
 
 

@@ -44,7 +44,13 @@ def test_review_the_diff_countersign_and_edit(live_server, page, phone_page, scr
 
     page.get_by_role("link", name="Propose a change").click()
     page.get_by_label("Purpose of Feedback: Brightmart shares with Nordwind Appliances (you)")
+    one = page.get_by_role("radio", name="One programme credits a purchase, not both")
+    assert one.is_checked()
+    page.get_by_role("radio", name="Both programmes may credit the same purchase").check()
     screenshot(page, "agreement-editor")
+    page.get_by_role("button", name="Propose these terms").click()
+    page.get_by_text("Version 3 was proposed to Brightmart").wait_for()
+    assert page.get_by_text("Both programmes may credit the same purchase (changed)").is_visible()
 
     agreement = SharingAgreement.objects.for_partner(maker).get()
     sign_in(phone_page, live_server.url, "admin@nordwind.example")

@@ -303,12 +303,34 @@ def test_parties_are_one_active_manufacturer_and_one_active_retailer(pair, make_
 
 def test_proposing_the_terms_already_in_force_or_pending_is_refused(pair, in_force):
     maker, maker_admin, shop, shop_admin = pair
-    with pytest.raises(ValidationError, match="exactly the clauses in force"):
+    with pytest.raises(ValidationError, match="exactly the terms in force"):
         agreement_propose(proposer=shop, counterpart=maker, clauses=CLAUSES, actor=shop_admin)
     agreement_propose(proposer=shop, counterpart=maker, clauses=[SALE], actor=shop_admin)
     with pytest.raises(ValidationError, match="awaiting countersignature"):
         agreement_propose(proposer=maker, counterpart=shop, clauses=[SALE], actor=maker_admin)
     assert in_force.agreement.versions.count() == 2
+
+
+def test_who_credits_a_purchase_is_part_of_the_terms(pair, in_force):
+    maker, maker_admin, shop, shop_admin = pair
+    assert in_force.purchase_points == "one"
+    with pytest.raises(ValidationError, match="one programme or both"):
+        agreement_propose(
+            proposer=shop, counterpart=maker, clauses=CLAUSES, actor=shop_admin, purchase_points="x"
+        )
+    # The same clauses, with both programmes crediting a purchase: a change of terms.
+    version = agreement_propose(
+        proposer=shop, counterpart=maker, clauses=CLAUSES, actor=shop_admin, purchase_points="both"
+    )
+    assert (version.number, version.purchase_points) == (2, "both")
+    with pytest.raises(ValidationError, match="awaiting countersignature"):
+        agreement_propose(
+            proposer=maker,
+            counterpart=shop,
+            clauses=CLAUSES,
+            actor=maker_admin,
+            purchase_points="both",
+        )
 
 
 def test_every_change_is_recorded_with_who_and_when(pair, in_force):

@@ -205,6 +205,30 @@ def test_proposing_a_change_starts_from_the_current_terms(pair, in_force, client
     assert in_force.versions.get(status="active").number == 1
 
 
+def test_who_credits_a_purchase_is_proposed_and_shown_with_the_terms(pair, in_force, client):
+    _, _, _, shop_admin = pair
+    client.force_login(shop_admin)
+    base = f"/portal/agreements/{in_force.pk}"
+    page = client.get(f"{base}/propose/")
+    assert page.context["form"].initial["purchase_points"] == "one"
+    html = page.content.decode()
+    assert 'type="radio" name="purchase_points" value="one"' in html and "checked" in html
+    data = editor_post(
+        sale__0__retailer_to_manufacturer=("warranty", ["customer", "product"]),
+        service_visit__0__manufacturer_to_retailer=("service", ["outcome"]),
+    )
+    # The same clauses, both programmes crediting a purchase: a change of terms.
+    response = client.post(f"{base}/propose/", {**data, "purchase_points": "both"})
+    assert response.status_code == 302
+    pending = in_force.versions.get(status="proposed")
+    active = in_force.versions.get(status="active")
+    assert pending.clauses == active.clauses and pending.purchase_points == "both"
+    detail = client.get(f"{base}/").content.decode()
+    assert "Both programmes may credit the same purchase" in detail and "(changed)" in detail
+    diff = client.get(f"{base}/diff/").content.decode()
+    assert "<del>One programme credits a purchase, not both</del>" in diff
+
+
 def test_suspend_resume_and_terminate_in_the_portal(pair, in_force, client):
     maker, maker_admin, shop, shop_admin = pair
     base = f"/portal/agreements/{in_force.pk}"

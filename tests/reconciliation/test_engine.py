@@ -193,6 +193,50 @@ def test_loyalty_rules(world):
     assert kinds() == ["accrual_not_reversed", "double_credit", "redemption_exceeds_balance"]
 
 
+def _credit_twice(world):
+    put(
+        world.shop,
+        {
+            **sale("A-1", occurred_at=world.days(50)),
+            "kind": "loyalty_accrual",
+            "payload": {"points": 500, "reason": "purchase"},
+        },
+    )
+    put(
+        world.maker,
+        {
+            **registration("MA-1", occurred_at=world.days(49)),
+            "kind": "loyalty_accrual",
+            "payload": {"points": 100, "reason": "purchase"},
+        },
+    )
+    give_consents(world)
+
+
+def _new_terms(world, purchase_points):
+    version = agreement_propose(
+        proposer=world.shop,
+        counterpart=world.maker,
+        actor=world.shop_admin,
+        clauses=WIDE,
+        purchase_points=purchase_points,
+    )
+    agreement_countersign(version=version, partner=world.maker, actor=world.maker_admin)
+
+
+def test_a_purchase_credited_twice_is_a_finding_only_where_one_programme_credits_it(world):
+    _credit_twice(world)
+    _new_terms(world, "both")
+    run(world)
+    assert kinds() == []
+    _new_terms(world, "one")  # new terms: the next run is a full one
+    assert run(world).from_record == 0
+    assert kinds() == ["double_credit"]
+    _new_terms(world, "both")
+    run(world)
+    assert kinds() == [] and kinds("resolved") == ["double_credit"]
+
+
 def test_nothing_is_reconciled_without_consent_and_nothing_leaks(world):
     put(world.shop, sale("S-1", occurred_at=world.days(100)))
     run(world)  # no consent: the maker may not see the sale, so no finding mentions it
