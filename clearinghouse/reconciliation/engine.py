@@ -23,14 +23,14 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import OuterRef, Subquery
+from django.db.models import Count, Max, OuterRef, Subquery
 from django.utils import timezone
 
 from clearinghouse.records.visibility import visible_records
 from consent.models import ConsentGrant
 from partners.models import AgreementVersion, SharingAgreement
 
-from .models import PairState, ReconciliationRun
+from .models import PairState, ReconciliationRun, WarrantyTerms
 
 RECORD_OVERLAP = 5000
 # Consent changes are found by their timestamps, taken before their transactions commit: a change
@@ -189,8 +189,10 @@ class _Run:
         self.r = state.retailer
         # What the pair's agreement in force is (its status and countersigned version): when it
         # changed since the last run, what each side may see changed for every record. And
-        # who credits loyalty points for a purchase under that version.
-        self.agreement, self.purchase_points = self._agreement_in_force()
+        # who credits loyalty points for a purchase under that version. The manufacturer's
+        # warranty terms count too: a change re-evaluates every claim of the pair.
+        agreement, self.purchase_points = self._agreement_in_force()
+        self.agreement = f"{agreement}|{self._terms_stamp()}" if agreement else ""
         self.full = full or state.record_watermark == 0 or state.agreement != self.agreement
         self.progress = progress or (lambda step, done, total: None)
         self.now = timezone.now()
@@ -218,6 +220,12 @@ class _Run:
             ":".join(str(part) for part in fingerprint),
             purchase_points or AgreementVersion.PurchasePoints.ONE,
         )
+
+    def _terms_stamp(self):
+        terms = WarrantyTerms.objects.filter(manufacturer=self.m).aggregate(
+            n=Count("pk"), last=Max("updated_at")
+        )
+        return f"terms:{terms['n']}:{terms['last'].timestamp() if terms['last'] else 0}"
 
     def sql(self, query, params=()):
         self.cursor.execute(query, params)
@@ -513,8 +521,9 @@ class _Run:
                WHERE c.occurred_at < s.occurred_at"""
         )
         self._found(
-            """SELECT 'claim_outside_warranty', true, c.gtin, c.serial, c.customer_id, 'claim_outside_warranty:' || c.id,
-                      jsonb_build_object('warranty_months', w.months, 'warranty_ended', (s.occurred_at + make_interval(months => w.months))::date),
+            f"""SELECT 'claim_outside_warranty', true, c.gtin, c.serial, c.customer_id, 'claim_outside_warranty:' || c.id,
+                      jsonb_build_object('warranty_months', w.months, 'warranty_from', w.source,
+                                         'warranty_ended', (s.occurred_at + make_interval(months => w.months))::date),
                       ARRAY[c.id, s.id], ARRAY['claim', 'sale']
                FROM recon_claim c
                JOIN (SELECT DISTINCT ON (x.id) x.id AS claim_id, s.id, s.occurred_at
@@ -528,9 +537,14 @@ class _Run:
                            AND EXISTS (SELECT 1 FROM recon_claim x WHERE x.gtin = g.gtin AND x.serial = g.serial)
                           ORDER BY g.gtin, g.serial, g.occurred_at DESC, g.id DESC) g
                  ON g.gtin = c.gtin AND g.serial = c.serial
-               CROSS JOIN LATERAL (SELECT coalesce(g.months, %s) AS months) w
+               LEFT JOIN {WarrantyTerms._meta.db_table} t ON t.manufacturer_id = %s AND t.gtin = c.gtin
+               CROSS JOIN LATERAL (
+                   SELECT coalesce(g.months, t.warranty_months, %s) AS months,
+                          CASE WHEN g.months IS NOT NULL THEN 'registration'
+                               WHEN t.warranty_months IS NOT NULL THEN 'product model'
+                               ELSE 'default' END AS source) w
                WHERE c.occurred_at > s.occurred_at + make_interval(months => w.months)""",
-            [settings.RECON_DEFAULT_WARRANTY_MONTHS],
+            [self.m.pk, settings.RECON_DEFAULT_WARRANTY_MONTHS],
         )
         self._found(
             """SELECT 'repeated_claims', true, c.gtin, c.serial, min(c.customer_id::text)::uuid,

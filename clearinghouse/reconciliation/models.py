@@ -40,6 +40,36 @@ class PairState(models.Model):
         return f"{self.manufacturer_id}/{self.retailer_id} at {self.record_watermark}"
 
 
+class WarrantyTerms(models.Model):
+    """A manufacturer's warranty for one product model (its GTIN): the period a claim is
+    measured against when the unit's registration does not state one."""
+
+    MAX_MONTHS = 240
+
+    manufacturer = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="+")
+    gtin = models.CharField(max_length=14)
+    model_name = models.CharField(max_length=100)
+    warranty_months = models.PositiveSmallIntegerField()
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    tenant_paths = ("manufacturer",)
+    objects = PartnerScopedManager()
+
+    class Meta:
+        ordering = ["model_name", "gtin"]
+        verbose_name_plural = "warranty terms"
+        constraints = [
+            models.UniqueConstraint(fields=["manufacturer", "gtin"], name="one_terms_per_model"),
+            models.CheckConstraint(
+                condition=Q(warranty_months__gte=1, warranty_months__lte=240),
+                name="warranty_terms_months_range",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.model_name} ({self.gtin}): {self.warranty_months} months"
+
+
 class ReconciliationRun(models.Model):
     """One run for one pair: what triggered it, what it covered, what it found, how long."""
 

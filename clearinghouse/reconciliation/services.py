@@ -5,7 +5,11 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from .models import Discrepancy, DiscrepancyNote
+from clearinghouse.records.gtin import normalise_gtin
+from partners.models import Partner
+from partners.services import partner_event_record
+
+from .models import Discrepancy, DiscrepancyNote, WarrantyTerms
 
 TRANSITIONS = {
     "resolve": (
@@ -90,3 +94,57 @@ def _announce(discrepancy):
         discrepancies_updated([discrepancy_id])
 
     transaction.on_commit(send, robust=True)
+
+
+def warranty_terms_set(
+    *, manufacturer, gtin, model_name, warranty_months, actor=None, credential=None
+):
+    """Set the warranty period of one of the manufacturer's product models (a GTIN, in any of
+    its 8-, 12-, 13- or 14-digit forms). Returns the terms. The next run of each of the
+    manufacturer's pairs re-evaluates every claim against them."""
+    if manufacturer.kind != Partner.Kind.MANUFACTURER:
+        raise ValidationError("Only a manufacturer sets warranty terms for its product models.")
+    try:
+        gtin = normalise_gtin(gtin)
+    except ValueError as exc:
+        raise ValidationError({"gtin": f"The GTIN {exc}."}) from None
+    model_name = (model_name or "").strip()
+    if not model_name or len(model_name) > 100:
+        raise ValidationError({"model_name": "Name the product model (up to 100 characters)."})
+    if not isinstance(warranty_months, int) or not 1 <= warranty_months <= WarrantyTerms.MAX_MONTHS:
+        raise ValidationError(
+            {"warranty_months": f"A whole number of months, 1 to {WarrantyTerms.MAX_MONTHS}."}
+        )
+    terms, created = WarrantyTerms.objects.update_or_create(
+        manufacturer=manufacturer,
+        gtin=gtin,
+        defaults={
+            "model_name": model_name,
+            "warranty_months": warranty_months,
+            "updated_at": timezone.now(),
+        },
+    )
+    partner_event_record(
+        partner=manufacturer,
+        action="warranty_terms.set",
+        actor=actor,
+        credential=credential,
+        gtin=gtin,
+        model_name=model_name,
+        warranty_months=warranty_months,
+        created=created,
+    )
+    return terms
+
+
+def warranty_terms_delete(*, terms, actor=None, credential=None):
+    """Remove a product model's terms: its claims fall back to the default period."""
+    terms.delete()
+    partner_event_record(
+        partner=terms.manufacturer,
+        action="warranty_terms.deleted",
+        actor=actor,
+        credential=credential,
+        gtin=terms.gtin,
+        model_name=terms.model_name,
+    )

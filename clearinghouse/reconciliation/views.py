@@ -2,6 +2,7 @@
 the reconciliation runs of the partner's pairs."""
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
@@ -9,12 +10,12 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views import View
 
 from partners.agreements.selectors import pairs_in_force
-from partners.models import Role
-from partners.portal import PortalMixin
+from partners.models import Partner, Role
+from partners.portal import PortalMixin, form_errors_from
 
 from . import selectors, services
 from .engine import DESCRIPTIONS, SEVERITY
-from .models import KIND_LABELS, Discrepancy
+from .models import KIND_LABELS, Discrepancy, WarrantyTerms
 from .tasks import reconcile_pair_task
 
 
@@ -43,6 +44,16 @@ class TransitionForm(forms.Form):
     )
     text = forms.CharField(
         max_length=2000, widget=forms.Textarea(attrs={"rows": 3}), label="Why (both parties see it)"
+    )
+
+
+class WarrantyTermsForm(forms.Form):
+    gtin = forms.CharField(
+        label="GTIN", max_length=14, help_text="8, 12, 13 or 14 digits, as on the records"
+    )
+    model_name = forms.CharField(label="Product model", max_length=100)
+    warranty_months = forms.IntegerField(
+        label="Warranty (months)", min_value=1, max_value=WarrantyTerms.MAX_MONTHS
     )
 
 
@@ -146,3 +157,56 @@ class RunsView(Base):
             request, f"Reconciliation asked for {len(pairs)} pair(s); results appear in a moment."
         )
         return redirect("reconciliation:runs")
+
+
+class WarrantyTermsView(Base):
+    """The manufacturer's warranty terms per product model, and a form to set one (a GTIN
+    already listed is updated). A claim on a unit whose registration states no period is
+    measured against these."""
+
+    def get(self, request, form=None):
+        if self.partner.kind != Partner.Kind.MANUFACTURER:
+            return self.page("portal/discrepancies/warranty_terms.html", {"retailer": True})
+        return self.page(
+            "portal/discrepancies/warranty_terms.html",
+            {
+                "terms": self.scoped(WarrantyTerms),
+                "form": form or WarrantyTermsForm(),
+                "default_months": settings.RECON_DEFAULT_WARRANTY_MONTHS,
+            },
+            status=400 if form is not None else 200,
+        )
+
+    def post(self, request):
+        if self.partner.kind != Partner.Kind.MANUFACTURER:
+            return self.get(request)
+        if not self.membership.can_change_data:
+            return render(
+                request, "portal/forbidden.html", {"required_role": Role.ANALYST.label}, status=403
+            )
+        form = WarrantyTermsForm(request.POST)
+        if form.is_valid():
+            try:
+                terms = services.warranty_terms_set(
+                    manufacturer=self.partner, actor=request.user, **form.cleaned_data
+                )
+            except ValidationError as exc:
+                form_errors_from(form, exc)
+            else:
+                messages.success(
+                    request,
+                    f"{terms.model_name}: {terms.warranty_months} months. The next run of each "
+                    "of your pairs checks every claim against it.",
+                )
+                return redirect("reconciliation:warranty-terms")
+        return self.get(request, form=form)
+
+
+class WarrantyTermsDeleteView(Base):
+    required_role = Role.ANALYST
+
+    def post(self, request, pk):
+        terms = get_object_or_404(self.scoped(WarrantyTerms), pk=pk)
+        services.warranty_terms_delete(terms=terms, actor=request.user)
+        messages.success(request, f"{terms.model_name}: back to the default period.")
+        return redirect("reconciliation:warranty-terms")

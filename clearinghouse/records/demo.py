@@ -6,6 +6,8 @@ from datetime import timedelta
 
 from django.utils import timezone
 
+from clearinghouse.reconciliation.models import WarrantyTerms
+from clearinghouse.reconciliation.services import warranty_terms_set
 from consent.identity import parse_identifier, prehash
 from consent.selectors import customer_by_identifier, open_grant
 from consent.services import consent_grant
@@ -18,6 +20,10 @@ MODELS = {
     "washer": "401234500002",
     "dryer": "401234500003",
 }
+
+
+# The maker's warranty per model: claims on units registered without a period use these.
+WARRANTY_MONTHS = {"dishwasher": 24, "washer": 36, "dryer": 24}
 
 
 def gtin(model):
@@ -36,6 +42,12 @@ def _iso(moment):
 def load(partners, customers, step, bulk_units=300):
     """Idempotent: records carry fixed external ids, so a reload answers 'existing'."""
     maker, shop = partners["maker"], partners["shop"]
+    for model, months in WARRANTY_MONTHS.items():
+        if not WarrantyTerms.objects.filter(manufacturer=maker, gtin=gtin(model)).exists():
+            warranty_terms_set(
+                manufacturer=maker, gtin=gtin(model), model_name=model, warranty_months=months
+            )
+    step(f"{maker.name}: warranty terms of {len(WARRANTY_MONTHS)} product models")
     rng = random.Random(7)
     now = timezone.now().replace(hour=12, minute=0, second=0, microsecond=0)
     shop_rows, maker_rows = [], []

@@ -3,12 +3,14 @@
 from datetime import timedelta
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.db.models import F
 from django.utils import timezone
 
 from clearinghouse.reconciliation.engine import CHANGE_OVERLAP, reconcile_pair
 from clearinghouse.reconciliation.models import Discrepancy, ReconciliationRun, RecordLink
 from clearinghouse.reconciliation.selectors import discrepancies_visible
+from clearinghouse.reconciliation.services import warranty_terms_set
 from consent import services as consent_services
 from consent.models import ConsentGrant
 from partners.agreements.services import (
@@ -135,6 +137,45 @@ def test_claims_before_the_sale_outside_warranty_and_repeated(world):
     give_consents(world)
     run(world)
     assert kinds() == ["claim_before_sale", "claim_outside_warranty", "repeated_claims"]
+
+
+def test_a_claim_is_measured_against_the_product_models_terms_without_a_registration(world):
+    """The period comes from the registration, else the product model's terms, else the
+    default (24 months); a change of terms re-evaluates the pair's claims at the next run."""
+    put(world.shop, sale("S-1", occurred_at=world.days(700)))
+    put(
+        world.maker,
+        {**registration("C-1", occurred_at=world.days(30)), "kind": "warranty_claim"}
+        | {"payload": {"fault": "pump"}},
+    )
+    give_consents(world)
+
+    def outside():
+        found = Discrepancy.objects.filter(kind="claim_outside_warranty", status="open")
+        return [(d.detail["warranty_months"], d.detail["warranty_from"]) for d in found]
+
+    run(world)
+    assert outside() == []  # about 22 months after the sale: inside the default 24
+    terms = warranty_terms_set(
+        manufacturer=world.maker, gtin=GTIN[1:], model_name="Dishwasher 45", warranty_months=12
+    )
+    assert terms.gtin == GTIN  # any form of the GTIN, stored as GTIN-14
+    assert run(world).from_record == 0
+    assert outside() == [(12, "product model")]
+    warranty_terms_set(
+        manufacturer=world.maker, gtin=GTIN, model_name="Dishwasher 45", warranty_months=36
+    )
+    run(world)
+    assert outside() == []
+    assert Discrepancy.objects.filter(kind="claim_outside_warranty", status="resolved").exists()
+    with pytest.raises(ValidationError, match="Only a manufacturer"):
+        warranty_terms_set(
+            manufacturer=world.shop, gtin=GTIN, model_name="Dishwasher", warranty_months=12
+        )
+    with pytest.raises(ValidationError, match="check digit"):
+        warranty_terms_set(
+            manufacturer=world.maker, gtin="4012345000011", model_name="X", warranty_months=12
+        )
 
 
 def test_service_conflict_and_overdue(world):

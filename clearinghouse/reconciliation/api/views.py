@@ -1,5 +1,6 @@
 """The discrepancy queue over the API: list with filters, detail with evidence, resolve,
-dismiss, reopen, comment; and the pair's reconciliation runs."""
+dismiss, reopen, comment; the pair's reconciliation runs; and a manufacturer's warranty terms
+per product model."""
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -8,14 +9,22 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from clearinghouse.records.api.views import request_id
+from clearinghouse.records.gtin import normalise_gtin
 from partners.api.authentication import request_actor
-from partners.api.base import PartnerScopedViewSet
+from partners.api.base import PartnerAPIView, PartnerScopedViewSet
 from partners.api.params import choice_param
 from partners.models import Scope
 
 from .. import selectors, services
 from ..engine import SEVERITY
-from ..models import Discrepancy, ReconciliationRun
+from ..models import Discrepancy, ReconciliationRun, WarrantyTerms
+
+
+def _invalid(exc):
+    """A service's ValidationError as the API's 400, on its fields where it names them."""
+    return exceptions.ValidationError(
+        exc.message_dict if hasattr(exc, "error_dict") else exc.messages
+    )
 
 
 class NoteSerializer(serializers.Serializer):
@@ -144,9 +153,7 @@ class DiscrepancyViewSet(mixins.ListModelMixin, PartnerScopedViewSet):
                 credential=credential,
             )
         except DjangoValidationError as exc:
-            raise exceptions.ValidationError(
-                exc.message_dict if hasattr(exc, "error_dict") else exc.messages
-            ) from exc
+            raise _invalid(exc) from exc
         return Response(self._detail(discrepancy))
 
     @extend_schema(request=ReasonSerializer, responses=DiscrepancyDetailSerializer)
@@ -194,3 +201,74 @@ class RunViewSet(mixins.ListModelMixin, PartnerScopedViewSet):
         return ReconciliationRun.objects.for_partner(partner).select_related(
             "manufacturer", "retailer"
         )
+
+
+class WarrantyTermsSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = WarrantyTerms
+        fields = ["gtin", "model_name", "warranty_months", "updated_at"]
+        read_only_fields = ["gtin", "updated_at"]
+        extra_kwargs = {"warranty_months": {"min_value": 1, "max_value": WarrantyTerms.MAX_MONTHS}}
+
+
+def _terms_or_404(partner, gtin):
+    try:
+        gtin = normalise_gtin(gtin)
+    except ValueError:
+        raise exceptions.NotFound("No terms for this GTIN.") from None
+    terms = WarrantyTerms.objects.for_partner(partner).filter(gtin=gtin).first()
+    if terms is None:
+        raise exceptions.NotFound("No terms for this GTIN.")
+    return terms
+
+
+class WarrantyTermsListView(PartnerAPIView):
+    """Your warranty terms per product model (manufacturers): a claim on a unit whose
+    registration states no period is checked against these."""
+
+    required_scopes = {"GET": Scope.RECORDS_READ}
+
+    @extend_schema(responses=WarrantyTermsSerializer(many=True))
+    def get(self, request):
+        terms = WarrantyTerms.objects.for_partner(self.partner)
+        return Response(WarrantyTermsSerializer(terms, many=True).data)
+
+
+class WarrantyTermsDetailView(PartnerAPIView):
+    """One product model's terms, by GTIN (any of its 8-, 12-, 13- or 14-digit forms): read,
+    set (PUT creates or replaces) or remove. A change makes the next run of each of your pairs
+    a full one."""
+
+    required_scopes = {
+        "GET": Scope.RECORDS_READ,
+        "PUT": Scope.RECORDS_WRITE,
+        "DELETE": Scope.RECORDS_WRITE,
+    }
+
+    @extend_schema(responses=WarrantyTermsSerializer)
+    def get(self, request, gtin):
+        return Response(WarrantyTermsSerializer(_terms_or_404(self.partner, gtin)).data)
+
+    @extend_schema(request=WarrantyTermsSerializer, responses={200: WarrantyTermsSerializer})
+    def put(self, request, gtin):
+        body = WarrantyTermsSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        user, credential = request_actor(request)
+        try:
+            terms = services.warranty_terms_set(
+                manufacturer=self.partner,
+                gtin=gtin,
+                actor=user,
+                credential=credential,
+                **body.validated_data,
+            )
+        except DjangoValidationError as exc:
+            raise _invalid(exc) from exc
+        return Response(WarrantyTermsSerializer(terms).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, gtin):
+        terms = _terms_or_404(self.partner, gtin)
+        user, credential = request_actor(request)
+        services.warranty_terms_delete(terms=terms, actor=user, credential=credential)
+        return Response(status=204)
