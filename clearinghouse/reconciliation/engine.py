@@ -56,6 +56,7 @@ TEMP_TABLES = (
     "recon_claim",
     "recon_opened",
     "recon_other_sale",
+    "recon_case",
 )
 TABLE = "records_interactionrecord"
 REC_COLUMNS = ("id", "kind", "gtin", "serial", "customer_id", "occurred_at", "payload")
@@ -98,7 +99,7 @@ DESCRIPTIONS = {
     "claim_before_sale": "A warranty claim dated before the unit's sale.",
     "claim_outside_warranty": "A warranty claim after the warranty period ended.",
     "repeated_claims": "Several warranty claims on one unit.",
-    "service_status_conflict": "A service case is completed on one side and still open on the other.",
+    "service_status_conflict": "A service case is completed on one side, and still open or the unit returned on the other.",
     "service_overdue": "A service request is open past the agreed time with no visit.",
     "accrual_not_reversed": "Points were credited for a sale that was returned, and not reversed.",
     "double_credit": "Both programmes credited points for the same purchase.",
@@ -573,28 +574,55 @@ class _Run:
             [self.now],
         )
         sla_cutoff = self.now - timedelta(days=settings.RECON_SERVICE_SLA_DAYS)
+        # Records are never changed: a party updates a service case by sending a new request
+        # with the case's reference. A case, per party: its first request, and the status of
+        # its latest.
+        self.sql(
+            """CREATE TEMP TABLE recon_case ON COMMIT DROP AS
+               SELECT DISTINCT ON (side, gtin, serial, coalesce(reference, ''))
+                      side, gtin, serial, coalesce(reference, '') AS reference, customer_id,
+                      id AS last_id, occurred_at AS last_at, coalesce(status, 'open') AS status,
+                      first_value(id) OVER w AS first_id, first_value(occurred_at) OVER w AS first_at
+               FROM recon_rest WHERE kind = 'service_request'
+               WINDOW w AS (PARTITION BY side, gtin, serial, coalesce(reference, '') ORDER BY occurred_at, id)
+               ORDER BY side, gtin, serial, coalesce(reference, ''), occurred_at DESC, id DESC"""
+        )
+        # Completed on one side, and on the other still open past the SLA since the completion,
+        # or the unit returned within the SLA after it (the service did not hold).
         self._found(
             """SELECT 'service_status_conflict', true, q.gtin, q.serial, q.customer_id,
-                      'service_conflict:' || q.id || ':' || k.id,
-                      jsonb_build_object('request_status', q.status, 'reference', q.reference),
-                      ARRAY[q.id, k.id], ARRAY['request', 'completion']
-               FROM recon_rest q JOIN recon_rest k
+                      'service_conflict:' || q.last_id || ':' || k.id,
+                      jsonb_build_object('other_side', 'open', 'request_status', q.status,
+                                         'reference', nullif(q.reference, '')),
+                      ARRAY[q.last_id, k.id], ARRAY['request', 'completion']
+               FROM recon_case q JOIN recon_rest k
                  ON k.gtin = q.gtin AND k.serial = q.serial AND k.kind = 'service_completion'
-                AND coalesce(k.reference, '') = coalesce(q.reference, '')
-                AND k.occurred_at >= q.occurred_at AND k.occurred_at <= %s
-               WHERE q.kind = 'service_request' AND coalesce(q.status, 'open') IN ('open', 'in_progress')""",
+                AND k.side <> q.side AND coalesce(k.reference, '') = q.reference
+                AND k.occurred_at >= q.last_at AND k.occurred_at <= %s
+               WHERE q.status IN ('open', 'in_progress')""",
             [sla_cutoff],
         )
         self._found(
-            """SELECT 'service_overdue', true, q.gtin, q.serial, q.customer_id, 'service_overdue:' || q.id,
-                      jsonb_build_object('sla_days', %s::int, 'reference', q.reference),
-                      ARRAY[q.id], ARRAY['request']
-               FROM recon_rest q
-               WHERE q.kind = 'service_request' AND coalesce(q.status, 'open') IN ('open', 'in_progress')
-                 AND q.occurred_at <= %s
+            """SELECT 'service_status_conflict', true, k.gtin, k.serial, coalesce(x.customer_id, k.customer_id),
+                      'service_returned:' || x.id || ':' || k.id,
+                      jsonb_build_object('other_side', 'returned', 'reference', k.reference),
+                      ARRAY[k.id, x.id], ARRAY['completion', 'return']
+               FROM recon_rest k JOIN recon_rest x
+                 ON x.kind = 'return' AND x.side <> k.side AND x.gtin = k.gtin AND x.serial = k.serial
+                AND x.occurred_at >= k.occurred_at
+                AND x.occurred_at <= k.occurred_at + make_interval(days => %s)
+               WHERE k.kind = 'service_completion'""",
+            [settings.RECON_SERVICE_SLA_DAYS],
+        )
+        self._found(
+            """SELECT 'service_overdue', true, q.gtin, q.serial, q.customer_id, 'service_overdue:' || q.first_id,
+                      jsonb_build_object('sla_days', %s::int, 'reference', nullif(q.reference, '')),
+                      ARRAY[q.first_id], ARRAY['request']
+               FROM recon_case q
+               WHERE q.status IN ('open', 'in_progress') AND q.first_at <= %s
                  AND NOT EXISTS (SELECT 1 FROM recon_rest v WHERE v.kind IN ('service_visit', 'service_completion')
-                                 AND v.gtin = q.gtin AND v.serial = q.serial AND v.occurred_at >= q.occurred_at
-                                 AND coalesce(v.reference, '') = coalesce(q.reference, ''))""",
+                                 AND v.gtin = q.gtin AND v.serial = q.serial AND v.occurred_at >= q.first_at
+                                 AND coalesce(v.reference, '') = q.reference)""",
             [settings.RECON_SERVICE_SLA_DAYS, sla_cutoff],
         )
 

@@ -199,6 +199,82 @@ def test_service_conflict_and_overdue(world):
     assert RecordLink.objects.filter(kind="request_completion").count() == 1
 
 
+def test_a_service_case_is_its_latest_request_per_party(world):
+    """A party updates a case by sending a new request with its reference; a conflict needs
+    the two parties to disagree, and a unit returned after its service completed is one."""
+
+    def request(ext, ref, days, status, serial="SN-1"):
+        return {
+            **sale(ext, serial=serial, occurred_at=world.days(days)),
+            "kind": "service_request",
+            "payload": {"issue": "noise", "status": status, "reference": ref},
+        }
+
+    def completion(ext, ref, days, serial="SN-1"):
+        return {
+            **registration(ext, serial=serial, occurred_at=world.days(days)),
+            "kind": "service_completion",
+            "payload": {"reference": ref, "resolution": "fixed"},
+        }
+
+    put(
+        world.shop,
+        request("R-1", "CASE-1", 40, "open"),
+        request("R-2", "CASE-2", 30, "open", serial="SN-2"),
+        {
+            **sale("X-3", serial="SN-3", occurred_at=world.days(25)),
+            "kind": "return",
+            "payload": {"reason": "still noisy"},
+        },
+    )
+    put(world.maker, completion("K-1", "CASE-1", 35), completion("K-3", "CASE-3", 30, "SN-3"))
+    give_consents(world)
+    run(world)
+    found = Discrepancy.objects.filter(status="open")
+    assert sorted((d.kind, d.serial, d.detail.get("other_side")) for d in found) == [
+        ("service_overdue", "SN-2", None),
+        ("service_status_conflict", "SN-1", "open"),
+        ("service_status_conflict", "SN-3", "returned"),
+    ]
+    # The retailer closes case 1 and case 2: nothing disagrees any more there.
+    put(
+        world.shop,
+        request("R-1b", "CASE-1", 10, "closed"),
+        request("R-2b", "CASE-2", 10, "closed", serial="SN-2"),
+    )
+    run(world)
+    assert [(d.kind, d.serial) for d in Discrepancy.objects.filter(status="open")] == [
+        ("service_status_conflict", "SN-3")
+    ]
+
+
+def test_a_case_completed_by_the_same_party_that_left_it_open_is_no_conflict(world):
+    # The manufacturer sees the retailer's completions too: both records are reconciled.
+    completion_to_maker = {
+        "kind": "service_completion",
+        "purpose": "service",
+        "direction": "retailer_to_manufacturer",
+        "fields": ["product", "reference"],
+    }
+    _new_terms(world, clauses=[*WIDE, completion_to_maker])
+    put(
+        world.shop,
+        {
+            **sale("R-1", occurred_at=world.days(40)),
+            "kind": "service_request",
+            "payload": {"issue": "noise", "status": "open", "reference": "CASE-1"},
+        },
+        {
+            **sale("K-1", occurred_at=world.days(35)),
+            "kind": "service_completion",
+            "payload": {"reference": "CASE-1", "resolution": "fixed"},
+        },
+    )
+    give_consents(world)
+    run(world)
+    assert kinds() == []
+
+
 def test_loyalty_rules(world):
     put(
         world.shop,
@@ -254,12 +330,12 @@ def _credit_twice(world):
     give_consents(world)
 
 
-def _new_terms(world, purchase_points):
+def _new_terms(world, purchase_points="one", clauses=WIDE):
     version = agreement_propose(
         proposer=world.shop,
         counterpart=world.maker,
         actor=world.shop_admin,
-        clauses=WIDE,
+        clauses=clauses,
         purchase_points=purchase_points,
     )
     agreement_countersign(version=version, partner=world.maker, actor=world.maker_admin)
