@@ -123,7 +123,7 @@ def upload_process(*, upload_id):
         errors=[],
     )
     counts = {"created": 0, "existing": 0, "rejected": 0}
-    errors = []
+    errors, refs = [], []
     try:
         lines = list(read_rows(bytes(upload.content)))
         if len(lines) > MAX_ROWS:
@@ -141,6 +141,8 @@ def upload_process(*, upload_id):
                 results = batch.finish()
             for (line_no, _), result in zip(chunk, results, strict=True):
                 counts[result.status] += 1
+                if result.status == "created":
+                    refs.append(result.ref)
                 for error in result.errors:
                     if len(errors) < MAX_REPORTED_ERRORS:
                         errors.append({"line": line_no, "external_id": result.external_id, **error})
@@ -150,7 +152,7 @@ def upload_process(*, upload_id):
         )
         if counts["created"]:
             records_committed.send(
-                sender=RecordUpload, partner=upload.partner, created=counts["created"]
+                sender=RecordUpload, partner=upload.partner, created=counts["created"], refs=refs
             )
     except CsvProblem as exc:
         RecordUpload.objects.filter(pk=upload.pk).update(

@@ -21,11 +21,11 @@ def records_ingest(*, partner, rows, max_rows):
             else:
                 batch.add(row)
         results = batch.finish()
-        created = sum(1 for r in results if r.status == "created")
-        if created:
+        refs = [r.ref for r in results if r.status == "created"]
+        if refs:
             transaction.on_commit(
                 lambda: records_committed.send(
-                    sender=InteractionRecord, partner=partner, created=created
+                    sender=InteractionRecord, partner=partner, created=len(refs), refs=refs
                 ),
                 robust=True,
             )

@@ -2,4 +2,5 @@
 
 from django.dispatch import Signal
 
-records_committed = Signal()  # partner, created — sent after the ingest transaction commits
+# partner, created (a count), refs (of the created records) — sent after the ingest commits
+records_committed = Signal()

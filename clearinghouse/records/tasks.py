@@ -1,5 +1,8 @@
 from celery import shared_task
 
+from partners.models import Partner
+
+from .announce import records_announce
 from .csv_upload import upload_process
 
 
@@ -7,3 +10,12 @@ from .csv_upload import upload_process
 def process_upload(upload_id):
     """Process a portal CSV upload (idempotent: re-running re-counts, creates nothing twice)."""
     upload_process(upload_id=upload_id)
+
+
+@shared_task(name="records.announce_shared", time_limit=600, soft_time_limit=570)
+def announce_shared(submitter_id, refs):
+    """``record.shared`` webhooks for records that just arrived (idempotent per chunk)."""
+    submitter = Partner.objects.unscoped().filter(pk=submitter_id).first()
+    if submitter is None:
+        return 0
+    return records_announce(submitter=submitter, refs=refs)

@@ -1,0 +1,56 @@
+"""``record.shared``: after an ingest commits, a listening counterpart hears about the new
+records it may see, projected for it, delivered to a real HTTP receiver."""
+
+from consent import identity
+from consent import services as consent_services
+from consent.models import AccessLogEntry
+from partners import webhooks
+from partners.models import WebhookEvent
+from tests.support.webhook_receiver import receiver_fixture  # noqa: F401
+
+from .conftest import consent, registration, sale
+
+
+def known(partner, email):
+    """The customer, known to ``partner`` before any record names them."""
+    consent_services.customer_resolve(
+        identifier=identity.parse_identifier(kind="email", value=email), partner=partner
+    )
+
+
+def ingest(partner, capture, *rows):
+    from clearinghouse.records.services import records_ingest
+
+    with capture(execute=True):  # the after-commit announcement, and its deliveries
+        return records_ingest(partner=partner, rows=list(rows), max_rows=100)
+
+
+def test_the_maker_hears_of_the_sales_it_may_see(
+    pair, receiver, django_capture_on_commit_callbacks
+):
+    capture = django_capture_on_commit_callbacks
+    issued = webhooks.endpoint_create(
+        partner=pair.maker, url=receiver.url, event_types=["record.shared"], actor=pair.maker_admin
+    )
+    known(pair.shop, "alice@example.org")
+    consent(pair.maker, email="alice@example.org")  # Bob gave the maker no consent
+    ingest(
+        pair.shop,
+        capture,
+        sale("S-1", email="alice@example.org", payload={"price_cents": 100, "currency": "EUR"}),
+        sale("S-2", email="bob@example.org", serial="SN-2"),
+    )
+    (request,) = receiver.wait_for(1)
+    assert webhooks.verify_signature(
+        secret=issued.secret, header=request.headers["clearinghouse-signature"], body=request.body
+    )
+    body = request.json()
+    assert body["type"] == "record.shared" and body["data"]["recorded_by"] == pair.shop.slug
+    (record,) = body["data"]["records"]  # Alice's sale only
+    assert record["kind"] == "sale" and record["product"]["serial"] == "SN-1"
+    assert record["payload"] == {} and "external_id" not in record  # not a shared field
+    assert AccessLogEntry.objects.filter(partner=pair.maker, channel="webhook").exists()
+
+    # The maker's own records are not announced to itself; the shop does not listen.
+    ingest(pair.maker, capture, registration("W-1", email="alice@example.org"))
+    assert WebhookEvent.objects.count() == 1
