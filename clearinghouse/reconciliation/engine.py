@@ -33,6 +33,9 @@ from partners.models import AgreementVersion, SharingAgreement
 from .models import PairState, ReconciliationRun, WarrantyTerms
 
 RECORD_OVERLAP = 5000
+# The most a run may take (the task's hard time limit): a run still "running" after that has
+# lost its worker. Below the broker's visibility timeout, so a live run is never redelivered.
+RUN_TIME_LIMIT = 30 * 60
 # Consent changes are found by their timestamps, taken before their transactions commit: a change
 # dated up to this long before the last run started is looked at again.
 CHANGE_OVERLAP = timedelta(minutes=5)
@@ -122,7 +125,7 @@ def reconcile_pair(*, manufacturer, retailer, trigger="manual", full=False, prog
         manufacturer=manufacturer,
         retailer=retailer,
         status=ReconciliationRun.Status.RUNNING,
-        started_at__lt=timezone.now() - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT),
+        started_at__lt=timezone.now() - timedelta(seconds=RUN_TIME_LIMIT),
     ).exclude(pk=run.pk).update(status=ReconciliationRun.Status.ABANDONED)
     started = time.monotonic()
     try:

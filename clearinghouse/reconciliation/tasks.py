@@ -10,12 +10,16 @@ from django.core.cache import cache
 from partners.agreements.selectors import pairs_in_force
 from partners.models import Partner
 
-from .engine import reconcile_pair
+from .engine import RUN_TIME_LIMIT, reconcile_pair
 
 logger = logging.getLogger(__name__)
 
 
-@shared_task(name="reconciliation.reconcile_pair", time_limit=3600, soft_time_limit=3500)
+@shared_task(
+    name="reconciliation.reconcile_pair",
+    time_limit=RUN_TIME_LIMIT,
+    soft_time_limit=RUN_TIME_LIMIT - 60,
+)
 def reconcile_pair_task(manufacturer_id, retailer_id, trigger="beat", full=False):
     """Idempotent: a redelivered or repeated task re-runs from the pair's watermark and upserts."""
     partners = {
