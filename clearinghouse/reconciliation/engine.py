@@ -528,14 +528,17 @@ class _Run:
             f"""SELECT 'claim_outside_warranty', true, c.gtin, c.serial, c.customer_id, 'claim_outside_warranty:' || c.id,
                       jsonb_build_object('warranty_months', w.months, 'warranty_from', w.source,
                                          'warranty_ended', (s.occurred_at + make_interval(months => w.months))::date),
-                      ARRAY[c.id, s.id], ARRAY['claim', 'sale']
+                      -- the registration that states the period is evidence too
+                      CASE WHEN w.source = 'registration' THEN ARRAY[c.id, s.id, g.id] ELSE ARRAY[c.id, s.id] END,
+                      CASE WHEN w.source = 'registration' THEN ARRAY['claim', 'sale', 'registration']
+                           ELSE ARRAY['claim', 'sale'] END
                FROM recon_claim c
                JOIN (SELECT DISTINCT ON (x.id) x.id AS claim_id, s.id, s.occurred_at
                      FROM recon_claim x JOIN recon_rec s
                        ON s.side = 'R' AND s.kind = 'sale' AND s.gtin = x.gtin AND s.serial = x.serial
                       AND s.occurred_at <= x.occurred_at
                      ORDER BY x.id, s.occurred_at DESC, s.id DESC) s ON s.claim_id = c.id
-               LEFT JOIN (SELECT DISTINCT ON (g.gtin, g.serial) g.gtin, g.serial,
+               LEFT JOIN (SELECT DISTINCT ON (g.gtin, g.serial) g.id, g.gtin, g.serial,
                                  (g.warranty_months)::int AS months
                           FROM recon_rec g WHERE g.side = 'M' AND g.kind = 'warranty_registration'
                            AND EXISTS (SELECT 1 FROM recon_claim x WHERE x.gtin = g.gtin AND x.serial = g.serial)

@@ -9,19 +9,18 @@ from partners.models import Partner
 from partners.webhooks import webhook_emit, webhook_subscribed
 
 from .models import Discrepancy
-from .selectors import discrepancies_visible, discrepancy_evidence
+from .selectors import discrepancies_shown, discrepancies_visible, discrepancy_evidence
 
 
 def _payload(partner, discrepancy):
+    discrepancies_shown(partner=partner, discrepancies=[discrepancy])
     return {
         "id": str(discrepancy.pk),
         "kind": discrepancy.kind,
         "severity": discrepancy.severity,
         "status": discrepancy.status,
-        "product": {"gtin": discrepancy.gtin, "serial": discrepancy.serial}
-        if discrepancy.gtin
-        else None,
-        "detail": discrepancy.detail,
+        "product": discrepancy.shown_product,
+        "detail": discrepancy.shown_detail,
         "evidence": [
             {
                 k: v

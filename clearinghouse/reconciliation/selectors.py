@@ -27,6 +27,77 @@ def discrepancies_visible(*, partner, at=None):
     )
 
 
+# What a finding's product and detail values reveal of its evidence records (projection,
+# invariant 3): a value is shown to a party only when it sees that field of the record in that
+# role (every field of its own records); the product, only when it sees the product of one of
+# them. A value whose role is not among the finding's evidence, or that is not listed, comes
+# from no record of the finding (a setting, a date every party sees, the maker's terms).
+DETAIL_SOURCES = {
+    "registration_date_mismatch": {"days_apart": (("registration",), "purchase_date")},
+    "claim_outside_warranty": {
+        "warranty_months": (("registration",), "warranty_months"),
+        "warranty_ended": (("registration",), "warranty_months"),
+    },
+    "service_status_conflict": {
+        "request_status": (("request",), "status"),
+        "reference": (("request", "completion"), "reference"),
+    },
+    "service_overdue": {"reference": (("request",), "reference")},
+    "accrual_not_reversed": {
+        "points": (("accrual",), "points"),
+        "sale_reference": (("accrual",), "sale_reference"),
+    },
+    "double_credit": {
+        "retailer_points": (("retailer accrual",), "points"),
+        "manufacturer_points": (("manufacturer accrual",), "points"),
+    },
+    "redemption_exceeds_balance": {"balance_after": (("redemption",), "points")},
+}
+ALL_FIELDS = None  # a party's own record
+
+
+def _fields_seen(partner):
+    """{(counterpart id, kind): the fields ``partner`` sees of such a record under every clause
+    that may show it} — the intersection, so that no purpose's wider clause is assumed."""
+    seen = {}
+    for grant in visible_records(partner=partner).grants:
+        key = (grant.counterpart_id, grant.kind)
+        seen[key] = seen[key] & grant.fields if key in seen else set(grant.fields)
+    return seen
+
+
+def discrepancies_shown(*, partner, discrepancies):
+    """Give each discrepancy ``shown_product`` ({gtin, serial} or None) and ``shown_detail``:
+    what ``partner`` may see of them (``DETAIL_SOURCES``). One query for the evidence."""
+    discrepancies = list(discrepancies)
+    seen = _fields_seen(partner)
+    roles = {}
+    evidence = DiscrepancyEvidence.objects.filter(
+        discrepancy__in=[d.pk for d in discrepancies]
+    ).values_list("discrepancy_id", "role", "record__kind", "record__submitted_by_id")
+    for discrepancy_id, role, kind, submitter in evidence:
+        fields = ALL_FIELDS if submitter == partner.pk else seen.get((submitter, kind), set())
+        roles.setdefault(discrepancy_id, {})[role] = fields
+
+    def sees(fields, field):
+        return fields is ALL_FIELDS or field in fields
+
+    for d in discrepancies:
+        by_role = roles.get(d.pk, {})
+        product = d.gtin and any(sees(f, "product") for f in by_role.values())
+        d.shown_product = {"gtin": d.gtin, "serial": d.serial} if product else None
+        sources = DETAIL_SOURCES.get(d.kind, {})
+        d.shown_detail = {}
+        for key, value in d.detail.items():
+            if key in sources:
+                candidates, field = sources[key]
+                role = next((r for r in candidates if r in by_role), None)
+                if role is not None and not sees(by_role[role], field):
+                    continue
+            d.shown_detail[key] = value
+    return discrepancies
+
+
 def discrepancy_evidence(*, partner, discrepancy, channel, request_id=""):
     """The discrepancy's records as ``partner`` may see them (logged like any other read)."""
     roles = dict(discrepancy.evidence.values_list("record_id", "role"))

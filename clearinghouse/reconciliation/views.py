@@ -78,6 +78,7 @@ class QueueView(Base):
         page = Paginator(queryset.order_by("-opened_at", "-id"), 50).get_page(
             request.GET.get("page")
         )
+        selectors.discrepancies_shown(partner=self.partner, discrepancies=page.object_list)
         return self.page(
             "portal/discrepancies/queue.html",
             {"form": form, "page": page, "descriptions": DESCRIPTIONS},
@@ -90,6 +91,7 @@ class DetailView(Base):
 
     def get(self, request, pk, form=None, status=200):
         discrepancy = self._discrepancy(pk)
+        selectors.discrepancies_shown(partner=self.partner, discrepancies=[discrepancy])
         evidence = selectors.discrepancy_evidence(
             partner=self.partner, discrepancy=discrepancy, channel="portal"
         )

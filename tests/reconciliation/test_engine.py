@@ -178,6 +178,60 @@ def test_a_claim_is_measured_against_the_product_models_terms_without_a_registra
         )
 
 
+def test_a_finding_shows_each_party_only_the_fields_its_clauses_share(world):
+    """Invariant 3 through a discrepancy: the retailer is not shared the registration's
+    purchase date, nor the manufacturer the sale's product."""
+    from clearinghouse.reconciliation.notify import _payload
+    from clearinghouse.reconciliation.selectors import discrepancies_shown
+
+    narrow = [
+        {**c, "fields": ["customer"]}
+        if c["kind"] == "sale"
+        else {**c, "fields": ["product"]}
+        if c["kind"] == "warranty_registration"
+        else c
+        for c in WIDE
+    ]
+    _new_terms(world, clauses=narrow)
+    put(
+        world.shop,
+        sale("S-1", occurred_at=world.days(100)),
+        sale("S-2", serial="SN-2", occurred_at=world.days(60)),
+    )
+    put(
+        world.maker,
+        registration(
+            "W-1",
+            occurred_at=world.days(99),
+            payload={
+                "warranty_months": 24,
+                "purchase_date": (timezone.now() - timedelta(days=140)).date().isoformat(),
+            },
+        ),
+    )
+    give_consents(world)
+    run(world)
+
+    def shown(partner):
+        found = discrepancies_shown(
+            partner=partner, discrepancies=discrepancies_visible(partner=partner)
+        )
+        return {
+            d.kind: (d.shown_product and d.shown_product["serial"], d.shown_detail) for d in found
+        }
+
+    assert shown(world.shop) == {
+        "registration_date_mismatch": ("SN-1", {"tolerance_days": 14}),
+        "sale_without_registration": ("SN-2", {"grace_days": 30}),
+    }
+    assert shown(world.maker) == {
+        "registration_date_mismatch": ("SN-1", {"tolerance_days": 14, "days_apart": 40}),
+        "sale_without_registration": (None, {"grace_days": 30}),
+    }
+    hidden = Discrepancy.objects.get(kind="sale_without_registration")
+    assert _payload(world.maker, hidden)["product"] is None
+
+
 def test_service_conflict_and_overdue(world):
     request = lambda ext, ref, days, serial="SN-1": {  # noqa: E731
         **sale(ext, serial=serial, occurred_at=world.days(days)),

@@ -52,13 +52,17 @@ class DiscrepancySerializer(serializers.Serializer):
     status = serializers.CharField()
     manufacturer = serializers.CharField(source="manufacturer.slug")
     retailer = serializers.CharField(source="retailer.slug", allow_null=True, default=None)
-    product = serializers.SerializerMethodField()
-    detail = serializers.DictField()
+    product = serializers.DictField(
+        source="shown_product",
+        allow_null=True,
+        help_text="gtin and serial, when you may see the product of one of its records",
+    )
+    detail = serializers.DictField(
+        source="shown_detail",
+        help_text="the finding's figures, each only when you may see the field it comes from",
+    )
     opened_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
-
-    def get_product(self, obj) -> dict | None:
-        return {"gtin": obj.gtin, "serial": obj.serial} if obj.gtin else None
 
 
 class DiscrepancyDetailSerializer(DiscrepancySerializer):
@@ -123,6 +127,10 @@ class DiscrepancyViewSet(mixins.ListModelMixin, PartnerScopedViewSet):
     def list(self, request, *args, **kwargs):
         return super().list(request, *args, **kwargs)
 
+    def paginate_queryset(self, queryset):
+        page = super().paginate_queryset(queryset)
+        return selectors.discrepancies_shown(partner=self.partner, discrepancies=page)
+
     def _detail(self, discrepancy):
         evidence = selectors.discrepancy_evidence(
             partner=self.partner,
@@ -130,6 +138,7 @@ class DiscrepancyViewSet(mixins.ListModelMixin, PartnerScopedViewSet):
             channel="api",
             request_id=request_id(self.request),
         )
+        selectors.discrepancies_shown(partner=self.partner, discrepancies=[discrepancy])
         data = DiscrepancySerializer(discrepancy).data
         data["evidence"] = EvidenceSerializer(evidence, many=True).data
         data["notes"] = NoteSerializer(selectors.discrepancy_history(discrepancy), many=True).data
