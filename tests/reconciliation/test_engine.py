@@ -70,7 +70,8 @@ def test_a_registration_by_another_customer_is_not_the_sales(world):
     ]
 
 
-def test_date_mismatch_and_missing_registration(world):
+def _a_late_registration_and_a_missing_one(world):
+    """S-1 registered with a purchase date 40 days before its sale; S-2 never registered."""
     put(
         world.shop,
         sale("S-1", occurred_at=world.days(100)),
@@ -89,6 +90,10 @@ def test_date_mismatch_and_missing_registration(world):
     )
     give_consents(world)
     run(world)
+
+
+def test_date_mismatch_and_missing_registration(world):
+    _a_late_registration_and_a_missing_one(world)
     assert kinds() == ["registration_date_mismatch", "sale_without_registration"]
     mismatch = Discrepancy.objects.get(kind="registration_date_mismatch")
     assert mismatch.detail["days_apart"] == 40 and mismatch.retailer == world.shop
@@ -193,24 +198,7 @@ def test_a_finding_shows_each_party_only_the_fields_its_clauses_share(world):
         for c in WIDE
     ]
     _new_terms(world, clauses=narrow)
-    put(
-        world.shop,
-        sale("S-1", occurred_at=world.days(100)),
-        sale("S-2", serial="SN-2", occurred_at=world.days(60)),
-    )
-    put(
-        world.maker,
-        registration(
-            "W-1",
-            occurred_at=world.days(99),
-            payload={
-                "warranty_months": 24,
-                "purchase_date": (timezone.now() - timedelta(days=140)).date().isoformat(),
-            },
-        ),
-    )
-    give_consents(world)
-    run(world)
+    _a_late_registration_and_a_missing_one(world)
 
     def shown(partner):
         found = discrepancies_shown(
