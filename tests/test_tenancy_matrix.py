@@ -342,6 +342,15 @@ def prompt(w):
 
 
 API, PORTAL, CUSTOMER = "api", "portal", "customer"
+
+
+def warranty_terms(w):
+    from clearinghouse.reconciliation.models import WarrantyTerms
+
+    t = WarrantyTerms.objects.for_partner(w.maker).first()
+    return Target({"pk": t.pk}, [t.gtin], rows(WarrantyTerms, pk=t.pk))
+
+
 REGISTRY = {
     "api:agreement-detail": (API, agreement),
     "api:consent-detail": (API, consent_grant),
@@ -355,6 +364,7 @@ REGISTRY = {
     "api:discrepancy-resolve": (API, discrepancy),
     "api:notice-detail": (API, notice),
     "api:notice-acknowledge": (API, notice),
+    "api:warranty-terms-detail": (API, warranty_terms),
     "api:record-detail": (API, record),
     "api:telemetry-device-detail": (API, device),
     "api:telemetry-rule-active": (API, rule),
@@ -388,6 +398,8 @@ REGISTRY = {
     "records:unit": (PORTAL, unit),
     "records:customer": (PORTAL, customer_timeline),
     "reconciliation:detail": (PORTAL, discrepancy),
+    "reconciliation:warranty-terms-delete": (PORTAL, warranty_terms),
+    "portal:notice-confirm": (PORTAL, notice),
     "telemetry:device": (PORTAL, device),
     "telemetry:signal-action": (PORTAL, lambda w: signal(w, "acknowledge")),
     "telemetry:rule-active": (PORTAL, rule),

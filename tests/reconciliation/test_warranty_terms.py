@@ -65,26 +65,29 @@ def test_partner_systems_keep_the_terms_over_the_api(pair, issue_key, api):
 
     write = [Scope.RECORDS_READ, Scope.RECORDS_WRITE]
     maker = api(issue_key(pair.maker, pair.maker_admin, scopes=write)[1])
-    body = {"model_name": "Dishwasher 45", "warranty_months": 36}
-    response = maker.put(f"/api/v1/warranty-terms/{GTIN[1:]}", body, format="json")
+    body = {"gtin": GTIN[1:], "model_name": "Dishwasher 45", "warranty_months": 36}
+    response = maker.post("/api/v1/warranty-terms", body, format="json")
     assert response.status_code == 200, response.content
-    assert response.json()["gtin"] == GTIN and response.json()["warranty_months"] == 36
-    assert maker.get(f"/api/v1/warranty-terms/{GTIN}").json()["model_name"] == "Dishwasher 45"
+    terms = response.json()
+    assert terms["gtin"] == GTIN and terms["warranty_months"] == 36
+    again = maker.post("/api/v1/warranty-terms", {**body, "warranty_months": 48}, format="json")
+    assert again.json()["id"] == terms["id"]  # the same model, replaced
+    url = f"/api/v1/warranty-terms/{terms['id']}"
+    assert maker.get(url).json()["warranty_months"] == 48
     assert [t["gtin"] for t in maker.get("/api/v1/warranty-terms").json()] == [GTIN]
-    bad = maker.put(
-        f"/api/v1/warranty-terms/{GTIN}", {**body, "warranty_months": 999}, format="json"
-    )
+    bad = maker.post("/api/v1/warranty-terms", {**body, "warranty_months": 999}, format="json")
     assert bad.status_code == 400
     assert [e["field"] for e in bad.json()["errors"]] == ["warranty_months"]
-    wrong = maker.put("/api/v1/warranty-terms/4012345000011", body, format="json")
+    wrong = maker.post("/api/v1/warranty-terms", {**body, "gtin": "4012345000011"}, format="json")
     assert wrong.status_code == 400 and "check digit" in str(wrong.json())
 
     reader = api(issue_key(pair.maker, pair.maker_admin, scopes=[Scope.RECORDS_READ])[1])
-    assert reader.delete(f"/api/v1/warranty-terms/{GTIN}").status_code == 403
+    assert reader.delete(url).status_code == 403
     shop = api(issue_key(pair.shop, pair.shop_admin, scopes=write)[1])
     assert shop.get("/api/v1/warranty-terms").json() == []
-    assert shop.get(f"/api/v1/warranty-terms/{GTIN}").status_code == 404
-    assert shop.put(f"/api/v1/warranty-terms/{GTIN}", body, format="json").status_code == 400
-    assert maker.delete(f"/api/v1/warranty-terms/{GTIN}").status_code == 204
-    assert maker.get(f"/api/v1/warranty-terms/{GTIN}").status_code == 404
+    assert shop.get(url).status_code == 404 and shop.delete(url).status_code == 404
+    refused = shop.post("/api/v1/warranty-terms", body, format="json")
+    assert refused.status_code == 400 and "Only a manufacturer" in str(refused.json())
+    assert maker.delete(url).status_code == 204
+    assert maker.get(url).status_code == 404
     assert not WarrantyTerms.objects.exists()

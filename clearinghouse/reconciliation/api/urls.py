@@ -16,6 +16,6 @@ urlpatterns = [
     *router.urls,
     path("warranty-terms", WarrantyTermsListView.as_view(), name="warranty-terms"),
     path(
-        "warranty-terms/<str:gtin>", WarrantyTermsDetailView.as_view(), name="warranty-terms-detail"
+        "warranty-terms/<int:pk>", WarrantyTermsDetailView.as_view(), name="warranty-terms-detail"
     ),
 ]

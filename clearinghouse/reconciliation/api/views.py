@@ -9,7 +9,6 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from clearinghouse.records.api.views import request_id
-from clearinghouse.records.gtin import normalise_gtin
 from partners.api.authentication import request_actor
 from partners.api.base import PartnerAPIView, PartnerScopedViewSet
 from partners.api.params import choice_param
@@ -213,71 +212,62 @@ class RunViewSet(mixins.ListModelMixin, PartnerScopedViewSet):
 
 
 class WarrantyTermsSerializer(serializers.ModelSerializer):
+    gtin = serializers.CharField(
+        max_length=14, help_text="8, 12, 13 or 14 digits; answered as GTIN-14"
+    )
+
     class Meta:
         model = WarrantyTerms
-        fields = ["gtin", "model_name", "warranty_months", "updated_at"]
-        read_only_fields = ["gtin", "updated_at"]
+        fields = ["id", "gtin", "model_name", "warranty_months", "updated_at"]
+        read_only_fields = ["id", "updated_at"]
         extra_kwargs = {"warranty_months": {"min_value": 1, "max_value": WarrantyTerms.MAX_MONTHS}}
-
-
-def _terms_or_404(partner, gtin):
-    try:
-        gtin = normalise_gtin(gtin)
-    except ValueError:
-        raise exceptions.NotFound("No terms for this GTIN.") from None
-    terms = WarrantyTerms.objects.for_partner(partner).filter(gtin=gtin).first()
-    if terms is None:
-        raise exceptions.NotFound("No terms for this GTIN.")
-    return terms
 
 
 class WarrantyTermsListView(PartnerAPIView):
     """Your warranty terms per product model (manufacturers): a claim on a unit whose
-    registration states no period is checked against these."""
+    registration states no period is checked against these. POST sets one model's terms
+    (creates them, or replaces those of the same GTIN); a change makes the next run of each of
+    your pairs a full one."""
 
-    required_scopes = {"GET": Scope.RECORDS_READ}
+    required_scopes = {"GET": Scope.RECORDS_READ, "POST": Scope.RECORDS_WRITE}
 
     @extend_schema(responses=WarrantyTermsSerializer(many=True))
     def get(self, request):
         terms = WarrantyTerms.objects.for_partner(self.partner)
         return Response(WarrantyTermsSerializer(terms, many=True).data)
 
-
-class WarrantyTermsDetailView(PartnerAPIView):
-    """One product model's terms, by GTIN (any of its 8-, 12-, 13- or 14-digit forms): read,
-    set (PUT creates or replaces) or remove. A change makes the next run of each of your pairs
-    a full one."""
-
-    required_scopes = {
-        "GET": Scope.RECORDS_READ,
-        "PUT": Scope.RECORDS_WRITE,
-        "DELETE": Scope.RECORDS_WRITE,
-    }
-
-    @extend_schema(responses=WarrantyTermsSerializer)
-    def get(self, request, gtin):
-        return Response(WarrantyTermsSerializer(_terms_or_404(self.partner, gtin)).data)
-
     @extend_schema(request=WarrantyTermsSerializer, responses={200: WarrantyTermsSerializer})
-    def put(self, request, gtin):
+    def post(self, request):
         body = WarrantyTermsSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         user, credential = request_actor(request)
         try:
             terms = services.warranty_terms_set(
-                manufacturer=self.partner,
-                gtin=gtin,
-                actor=user,
-                credential=credential,
-                **body.validated_data,
+                manufacturer=self.partner, actor=user, credential=credential, **body.validated_data
             )
         except DjangoValidationError as exc:
             raise _invalid(exc) from exc
         return Response(WarrantyTermsSerializer(terms).data)
 
+
+class WarrantyTermsDetailView(PartnerAPIView):
+    """One product model's terms: read, or remove (its claims fall back to the default)."""
+
+    required_scopes = {"GET": Scope.RECORDS_READ, "DELETE": Scope.RECORDS_WRITE}
+
+    def _terms(self, pk):
+        terms = WarrantyTerms.objects.for_partner(self.partner).filter(pk=pk).first()
+        if terms is None:
+            raise exceptions.NotFound()
+        return terms
+
+    @extend_schema(responses=WarrantyTermsSerializer)
+    def get(self, request, pk):
+        return Response(WarrantyTermsSerializer(self._terms(pk)).data)
+
     @extend_schema(responses={204: None})
-    def delete(self, request, gtin):
-        terms = _terms_or_404(self.partner, gtin)
+    def delete(self, request, pk):
+        terms = self._terms(pk)
         user, credential = request_actor(request)
         services.warranty_terms_delete(terms=terms, actor=user, credential=credential)
         return Response(status=204)
