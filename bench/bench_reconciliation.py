@@ -439,7 +439,7 @@ def child(args):
     for name, at in marks:
         steps.append((name, at - previous))
         previous = at
-    steps.append(("(after commit: announce opened)", began + total - previous))
+    steps.append(("(after commit: webhooks)", began + total - previous))
     print(
         json.dumps(
             {

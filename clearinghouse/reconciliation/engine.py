@@ -145,6 +145,7 @@ def reconcile_pair(*, manufacturer, retailer, trigger="manual", full=False, prog
             )
             counts, upto = _Run(state, run, full=full, progress=progress).execute()
             opened = counts.pop("opened_ids", [])
+            resolved = counts.pop("resolved_ids", [])
             run.status = ReconciliationRun.Status.DONE
             run.counts = counts
             run.to_record = upto
@@ -168,16 +169,20 @@ def reconcile_pair(*, manufacturer, retailer, trigger="manual", full=False, prog
             duration_ms=int((time.monotonic() - started) * 1000),
         )
         raise
-    if opened:
+    if opened or resolved:
         parties = (manufacturer.pk, retailer.pk)
-        transaction.on_commit(lambda: _announce_opened(opened, parties), robust=True)
+        transaction.on_commit(lambda: _announce(opened, resolved, parties), robust=True)
     return run
 
 
-def _announce_opened(ids, parties):
-    from .notify import discrepancies_opened
+def _announce(opened, resolved, parties):
+    """Webhooks after the run commits: what it opened, and what it resolved by itself."""
+    from .notify import discrepancies_opened, discrepancies_updated
 
-    discrepancies_opened(ids, parties=parties)
+    if opened:
+        discrepancies_opened(opened, parties=parties)
+    if resolved:
+        discrepancies_updated(resolved, parties=parties)
 
 
 def _queryset_sql(queryset):
@@ -840,6 +845,7 @@ class _Run:
             opened=len(opened),
             auto_resolved=len(resolved),
             opened_ids=[str(i) for i in opened],
+            resolved_ids=[str(i) for i in resolved],
         )
 
     def watermark(self):

@@ -67,5 +67,5 @@ def discrepancies_opened(ids, parties=None):
     _emit(ids, "discrepancy.opened", parties=parties)
 
 
-def discrepancies_updated(ids):
-    _emit(ids, "discrepancy.updated")
+def discrepancies_updated(ids, parties=None):
+    _emit(ids, "discrepancy.updated", parties=parties)
