@@ -3,6 +3,7 @@ every record it rests on (through the one visibility decision), so nothing leaks
 
 from django.db.models import Exists, OuterRef, Q
 
+from clearinghouse.records.models import InteractionRecord
 from clearinghouse.records.visibility import read, visible_records
 
 from .models import (
@@ -182,7 +183,20 @@ def customer_prompts(*, customer_id):
         .select_related("manufacturer", "retailer")
     )
     for d in open_:
-        if consent_allows(
+        # The finding rests on what the retailer may see: the manufacturer may hold a
+        # registration that is not shared back. The customer is told only what is true.
+        registered = (
+            InteractionRecord.objects.unscoped()
+            .filter(
+                submitted_by=d.manufacturer,
+                kind="warranty_registration",
+                gtin=d.gtin,
+                serial=d.serial,
+                tombstoned_at__isnull=True,
+            )
+            .exists()
+        )
+        if not registered and consent_allows(
             partner=d.manufacturer, customer_id=customer_id, purpose="warranty", category="purchase"
         ):
             prompts.append(
