@@ -321,6 +321,7 @@ class RecipientNotice(models.Model):
     class Via(models.TextChoices):
         WEBHOOK = "webhook", "A signed answer to the webhook"
         API = "api", "The API"
+        PORTAL = "portal", "The portal"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="notices")
@@ -359,7 +360,7 @@ class RecipientNotice(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(acknowledged_at__isnull=True, acknowledged_via="")
-                | Q(acknowledged_at__isnull=False, acknowledged_via__in=["webhook", "api"]),
+                | Q(acknowledged_at__isnull=False, acknowledged_via__in=["webhook", "api", "portal"]),
                 name="notice_acknowledged_with_channel",
             ),
         ]

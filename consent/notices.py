@@ -77,15 +77,23 @@ def notice_payload(notice, *, reminder=0):
 
 
 def _emit(notice, *, reminder):
-    """The webhook for a notice; the receiver acknowledges by signing the notice id."""
+    """The webhook for a notice; the receiver acknowledges by signing the notice id. A
+    recipient with no endpoint for it is e-mailed instead (its admins, after commit): the
+    notice waits in its portal under Notices."""
     key = f"notice:{notice.pk}" if reminder == 0 else f"notice:{notice.pk}:reminder:{reminder}"
-    return webhook_emit(
+    event = webhook_emit(
         partner=notice.partner,
         event_type=EVENT_TYPES[notice.kind],
         data=notice_payload(notice, reminder=reminder),
         dedupe_key=key,
         ack_token=str(notice.pk),
     )
+    if event is None:
+        from .tasks import send_notice_email
+
+        notice_id = str(notice.pk)
+        transaction.on_commit(lambda: send_notice_email.delay(notice_id, reminder), robust=True)
+    return event
 
 
 def _send(notice):

@@ -37,6 +37,38 @@ def send_magic_link(link_id):
     )
 
 
+@shared_task(name="consent.send_notice_email", time_limit=60, soft_time_limit=50, **RETRY)
+def send_notice_email(notice_id, reminder=0):
+    """Tell a recipient with no webhook for it about a notice: its contact and admins, with the
+    portal page where staff confirm it. Holds no customer data but the pseudonymous id."""
+    from django.utils import timezone
+
+    from .models import RecipientNotice
+
+    notice = RecipientNotice.objects.select_related("partner").filter(pk=notice_id).first()
+    if notice is None or notice.acknowledged_at is not None:
+        return
+    partner = notice.partner
+    recipients = {partner.contact_email} | {
+        m.user.email for m in partner.memberships.select_related("user").filter(role="admin")
+    }
+    context = {
+        "notice": notice,
+        "reminder": reminder,
+        "portal": f"{settings.SITE_URL.rstrip('/')}/portal/notices/",
+        "acknowledge_url": notices.acknowledge_url(notice.pk),
+    }
+    send_mail(
+        subject=f"{'Reminder: ' if reminder else ''}{notice.get_kind_display()}: please confirm",
+        message=render_to_string("email/notice.txt", context),
+        from_email=None,
+        recipient_list=sorted(r for r in recipients if r),
+    )
+    RecipientNotice.objects.filter(pk=notice.pk, sent_at__isnull=True).update(
+        sent_at=timezone.now()
+    )
+
+
 @shared_task(name="consent.record_expiries", time_limit=300, soft_time_limit=280)
 def record_expiries():
     return services.consent_record_expiries()

@@ -29,7 +29,7 @@ class NoticeSerializer(serializers.ModelSerializer):
         help_text="The withdrawn consent (revocations only).",
     )
     acknowledged_via = serializers.CharField(
-        read_only=True, help_text="webhook, api, or empty while unacknowledged"
+        read_only=True, help_text="webhook, api, portal, or empty while unacknowledged"
     )
     acknowledge_url = serializers.SerializerMethodField()
 

@@ -160,7 +160,8 @@ def test_an_erasure_is_notified_to_every_partner_that_read_the_data(
     assert data["erased_at"] == customer.erased_at.isoformat() and data["purpose"] is None
     maker_notice = erasures.get(partner=world.maker)
     assert data["notice"] == str(maker_notice.pk) and maker_notice.sent_at
-    assert erasures.get(partner=world.shop).sent_at is None  # Brightmart reads them on the API
+    # Brightmart has no endpoint for it: its contact and admins are e-mailed.
+    assert erasures.get(partner=world.shop).sent_at is not None
     assert receipt.payload["erased"]["records_tombstoned"] == 0  # our receiver adds no count
     assert ledger_verify()[1] == []
 
@@ -314,3 +315,36 @@ def test_describing_delays():
     assert describe(timedelta(hours=2)) == "2 h"
     assert describe(timedelta(hours=2, minutes=5)) == "2 h 5 min"
     assert describe(timedelta(days=3, hours=1)) == "3 days"
+
+
+def test_a_recipient_without_a_webhook_is_emailed_and_confirms_in_the_portal(
+    make_partner, make_customer, client, mailoutbox, django_capture_on_commit_callbacks
+):
+    maker, maker_admin = make_partner(name="Nordwind")
+    shop, shop_admin = make_partner(kind=Partner.Kind.RETAILER, name="Brightmart")
+    world = World(maker, shop, None, make_customer("alice@example.org", shop))
+    the_grant = grant(world, maker)
+    read(world, maker, "warranty")
+    revoke(django_capture_on_commit_callbacks, the_grant)
+    notice = RecipientNotice.objects.get()
+
+    (mail,) = mailoutbox  # no endpoint: the maker's contact and admins are e-mailed
+    assert mail.subject == "Consent withdrawn: please confirm"
+    assert set(mail.to) == {maker.contact_email, maker_admin.email}
+    assert str(notice.customer_id) in mail.body and "/portal/notices/" in mail.body
+    assert "alice@example.org" not in mail.body
+    notice.refresh_from_db()
+    assert notice.sent_at is not None
+
+    client.force_login(shop_admin)  # another partner's notice is not found
+    assert client.post(f"/portal/notices/{notice.pk}/confirm/").status_code == 404
+    client.force_login(maker_admin)
+    page = client.get("/portal/notices/").content.decode()
+    assert "To confirm (1)" in page and str(notice.customer_id)[:8] in page
+    client.post(f"/portal/notices/{notice.pk}/confirm/")
+    notice.refresh_from_db()
+    assert notice.acknowledged_at and notice.acknowledged_via == "portal"
+    assert "To confirm (0)" in client.get("/portal/notices/").content.decode()
+    with django_capture_on_commit_callbacks(execute=True):  # a confirmed notice is not chased
+        assert notices.notices_chase(now=notice.created_at + timedelta(days=3)) == 0
+    assert len(mailoutbox) == 1
