@@ -360,7 +360,9 @@ class RecipientNotice(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(acknowledged_at__isnull=True, acknowledged_via="")
-                | Q(acknowledged_at__isnull=False, acknowledged_via__in=["webhook", "api", "portal"]),
+                | Q(
+                    acknowledged_at__isnull=False, acknowledged_via__in=["webhook", "api", "portal"]
+                ),
                 name="notice_acknowledged_with_channel",
             ),
         ]
