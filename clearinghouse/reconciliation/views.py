@@ -79,9 +79,16 @@ class QueueView(Base):
             request.GET.get("page")
         )
         selectors.discrepancies_shown(partner=self.partner, discrepancies=page.object_list)
+        filters = request.GET.copy()  # the page links keep every filter
+        filters.pop("page", None)
         return self.page(
             "portal/discrepancies/queue.html",
-            {"form": form, "page": page, "descriptions": DESCRIPTIONS},
+            {
+                "form": form,
+                "page": page,
+                "descriptions": DESCRIPTIONS,
+                "filters": filters.urlencode(),
+            },
         )
 
 

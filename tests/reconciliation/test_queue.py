@@ -162,3 +162,20 @@ def test_the_customer_is_offered_the_missing_registration(opened, client):
     session.save()
     page = client.get("/me/overview/").content.decode()
     assert "not registered" in page and d.serial in page
+
+
+def test_the_portal_queue_pages_keep_the_filters(pair, client):
+    from django.utils import timezone
+
+    sold = (timezone.now() - timezone.timedelta(days=90)).isoformat()
+    rows = [sale(f"S-{n}", serial=f"SN-{n}", occurred_at=sold) for n in range(51)]
+    records_ingest(partner=pair.shop, rows=rows, max_rows=100)
+    consent(pair.maker)
+    reconcile_pair(manufacturer=pair.maker, retailer=pair.shop, trigger="test")
+    client.force_login(pair.maker_admin)
+    page = client.get(
+        "/portal/discrepancies/", {"kind": "sale_without_registration", "severity": "low"}
+    )
+    html = page.content.decode()
+    assert page.context["page"].paginator.count == 51
+    assert 'href="?kind=sale_without_registration&amp;severity=low&amp;page=2"' in html
