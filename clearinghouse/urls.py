@@ -41,6 +41,7 @@ urlpatterns = [
     path("portal/", include("clearinghouse.records.urls")),
     path("portal/", include("clearinghouse.reconciliation.urls")),
     path("portal/", include("telemetry.urls")),
+    path("portal/", include("consent.portal_urls")),
     path("me/", include("consent.urls")),
     path(
         ".well-known/clearinghouse-receipt-keys.json",

@@ -259,36 +259,3 @@ class CredentialRevokeView(PortalMixin, View):
         services.credential_revoke(credential=credential, actor=request.user)
         messages.success(request, f"The key “{credential.name}” was revoked.")
         return redirect("portal:credentials")
-
-
-class NoticesView(PortalMixin, TemplateView):
-    """GDPR Art. 19 notices addressed to the partner: customers who withdrew a consent it
-    received data under, or were erased. Staff confirm each one once the data is no longer
-    used (or erased); the customer sees the confirmation in their dashboard."""
-
-    template_name = "portal/notices.html"
-
-    def get_context_data(self, **kwargs):
-        from consent.notices import describe_delay, partner_notices
-
-        context = super().get_context_data(**kwargs)
-        notices = list(partner_notices(partner=self.partner)[:200])
-        for notice in notices:
-            if notice.acknowledged_at:
-                notice.delay = describe_delay(notice.acknowledgement_delay)
-        context["waiting"] = [n for n in notices if not n.acknowledged_at]
-        context["confirmed"] = [n for n in notices if n.acknowledged_at]
-        return context
-
-
-class NoticeConfirmView(PortalMixin, View):
-    required_role = Role.ANALYST
-
-    def post(self, request, pk):
-        from consent.models import RecipientNotice
-        from consent.notices import notice_acknowledge
-
-        notice = self.get_scoped_or_404(RecipientNotice, pk=pk)
-        notice_acknowledge(notice=notice, via=RecipientNotice.Via.PORTAL)
-        messages.success(request, "Confirmed. The customer sees your confirmation.")
-        return redirect("portal:notices")

@@ -399,7 +399,7 @@ REGISTRY = {
     "records:customer": (PORTAL, customer_timeline),
     "reconciliation:detail": (PORTAL, discrepancy),
     "reconciliation:warranty-terms-delete": (PORTAL, warranty_terms),
-    "portal:notice-confirm": (PORTAL, notice),
+    "notices:confirm": (PORTAL, notice),
     "telemetry:device": (PORTAL, device),
     "telemetry:signal-action": (PORTAL, lambda w: signal(w, "acknowledge")),
     "telemetry:rule-active": (PORTAL, rule),
