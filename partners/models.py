@@ -558,12 +558,16 @@ class WebhookEvent(models.Model):
     """Something that happened for one partner, with the payload it may see. The payload is
     projected by the caller (the visibility decision in the core, or the consent layer) before it
     gets here; this layer never looks at records. ``dedupe_key`` makes an emission idempotent per
-    partner. ``ack_token``, when set, is what the receiver may sign to acknowledge the event."""
+    partner. ``ack_token``, when set, is what the receiver may sign to acknowledge the event.
+    ``records``: the refs of the records whose data the payload holds; every attempt, retries
+    and redeliveries included, sends it only while the partner may still see all of them
+    (``settings.WEBHOOK_RECORDS_VISIBLE``, the core's visibility decision)."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="webhook_events")
     event_type = models.CharField(max_length=40)
     payload = models.JSONField(default=dict)
+    records = ArrayField(models.UUIDField(), default=list, blank=True)
     ack_token = models.CharField(max_length=100, blank=True)
     dedupe_key = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)

@@ -13,7 +13,9 @@ from .selectors import discrepancies_shown, discrepancies_visible, discrepancy_e
 
 
 def _payload(partner, discrepancy):
+    """The discrepancy as ``partner`` sees it, and the refs of the records it shows."""
     discrepancies_shown(partner=partner, discrepancies=[discrepancy])
+    evidence = discrepancy_evidence(partner=partner, discrepancy=discrepancy, channel="webhook")
     return {
         "id": str(discrepancy.pk),
         "kind": discrepancy.kind,
@@ -27,11 +29,9 @@ def _payload(partner, discrepancy):
                 for k, v in item.items()
                 if k in ("ref", "kind", "role", "occurred_at", "recorded_by")
             }
-            for item in discrepancy_evidence(
-                partner=partner, discrepancy=discrepancy, channel="webhook"
-            )
+            for item in evidence
         ],
-    }
+    }, [item["ref"] for item in evidence]
 
 
 def _emit(ids, event_type, chunk=500, parties=None):
@@ -55,10 +55,12 @@ def _emit(ids, event_type, chunk=500, parties=None):
             for discrepancy in discrepancies_visible(partner=partner).filter(
                 pk__in=ids[start : start + chunk]
             ):
+                data, refs = _payload(partner, discrepancy)
                 webhook_emit(
                     partner=partner,
                     event_type=event_type,
-                    data=_payload(partner, discrepancy),
+                    data=data,
+                    records=refs,
                     dedupe_key=f"{event_type}:{discrepancy.pk}:{discrepancy.updated_at.isoformat()}",
                 )
 

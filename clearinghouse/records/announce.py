@@ -65,6 +65,7 @@ def records_announce(*, submitter, refs):
                 partner=counterpart,
                 event_type=EVENT,
                 data={"recorded_by": submitter.slug, "records": projected},
+                records=[row.ref for row in chunk],
                 dedupe_key=f"{EVENT}:{chunk[0].ref}:{chunk[-1].ref}:{len(chunk)}",
             )
             events += 1

@@ -170,6 +170,14 @@ def read(records, visible, *, channel, request_id=""):
     return projected
 
 
+def refs_visible(*, partner, refs, at=None):
+    """Whether ``partner`` may see every record of ``refs`` now (a webhook about to carry
+    their data asks this before each attempt)."""
+    refs = set(map(str, refs))
+    found = visible_records(partner=partner, at=at).queryset.filter(ref__in=refs).count()
+    return found == len(refs)
+
+
 def unit_timeline(*, partner, gtin, serial, at=None):
     """Everything ``partner`` may see about one product unit, oldest first."""
     return (

@@ -21,6 +21,7 @@ from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from ..models import (
     WEBHOOK_PING,
@@ -206,7 +207,7 @@ def _jsonable(data):
     return payload
 
 
-def webhook_emit(*, partner, event_type, data, dedupe_key=None, ack_token=""):
+def webhook_emit(*, partner, event_type, data, dedupe_key=None, ack_token="", records=()):
     """Store an event for ``partner`` and a delivery to each of its active endpoints that
     subscribe to ``event_type``; enqueue the deliveries after commit.
 
@@ -215,7 +216,8 @@ def webhook_emit(*, partner, event_type, data, dedupe_key=None, ack_token=""):
     never looks at records. ``dedupe_key`` makes the call idempotent per partner: the same key
     returns the event stored the first time. ``ack_token``, when given, is sent along and a
     receiver that answers with its signature in ``Clearinghouse-Ack`` acknowledges the event
-    (``partners.webhooks.signals.webhook_acknowledged``).
+    (``partners.webhooks.signals.webhook_acknowledged``). ``records``: the refs of the records
+    whose data ``data`` holds — an attempt is made only while the partner may still see them.
 
     Returns the event, or None when nothing subscribes (or the partner is not active): then
     nothing is stored.
@@ -246,6 +248,7 @@ def webhook_emit(*, partner, event_type, data, dedupe_key=None, ack_token=""):
                     payload=payload,
                     ack_token=str(ack_token or ""),
                     dedupe_key=dedupe_key or "",
+                    records=sorted({str(ref) for ref in records}),
                 )
         except IntegrityError:
             return WebhookEvent.objects.for_partner(partner).get(dedupe_key=dedupe_key)
@@ -322,6 +325,11 @@ def delivery_body(event):
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+def _records_visible(partner, refs):
+    """Whether ``partner`` may still see every record of ``refs`` (the core's decision)."""
+    return import_string(settings.WEBHOOK_RECORDS_VISIBLE)(partner=partner, refs=refs)
+
+
 def _claim(delivery_id):
     """Lock a due delivery, count the attempt and push ``next_attempt_at`` past the lease.
     Returns the delivery, or None when it is not ours to send now."""
@@ -345,6 +353,13 @@ def _claim(delivery_id):
             refusal = "The partner is not active."
         elif delivery.attempts >= MAX_ATTEMPTS:
             refusal = "No outcome was recorded for the last attempt."
+        elif delivery.event.records and not _records_visible(
+            endpoint.partner, delivery.event.records
+        ):
+            refusal = (
+                "Not sent: the data it holds is no longer shared with you (a consent was "
+                "withdrawn or an agreement changed)."
+            )
         if refusal:
             delivery.status = Status.GAVE_UP
             delivery.next_attempt_at = None

@@ -217,7 +217,7 @@ def test_a_finding_shows_each_party_only_the_fields_its_clauses_share(world):
         "sale_without_registration": (None, {"grace_days": 30}),
     }
     hidden = Discrepancy.objects.get(kind="sale_without_registration")
-    assert _payload(world.maker, hidden)["product"] is None
+    assert _payload(world.maker, hidden)[0]["product"] is None
 
 
 def test_service_conflict_and_overdue(world):

@@ -54,3 +54,29 @@ def test_the_maker_hears_of_the_sales_it_may_see(
     # The maker's own records are not announced to itself; the shop does not listen.
     ingest(pair.maker, capture, registration("W-1", email="alice@example.org"))
     assert WebhookEvent.objects.count() == 1
+
+
+def test_an_event_is_not_sent_once_its_records_are_no_longer_shared(pair, receiver):
+    """The payload was projected when the record arrived; the consent is withdrawn before the
+    delivery's attempt (a retry, a redelivery): the attempt is not made."""
+    from clearinghouse.records.announce import records_announce
+    from clearinghouse.records.services import records_ingest
+    from consent.models import ConsentGrant
+    from partners.models import WebhookDelivery
+
+    webhooks.endpoint_create(
+        partner=pair.maker, url=receiver.url, event_types=["record.shared"], actor=pair.maker_admin
+    )
+    known(pair.shop, "alice@example.org")
+    consent(pair.maker, email="alice@example.org")
+    (result,) = records_ingest(partner=pair.shop, rows=[sale("S-1")], max_rows=10)
+    assert records_announce(submitter=pair.shop, refs=[result.ref]) == 1
+    event = WebhookEvent.objects.get()
+    assert [str(ref) for ref in event.records] == [str(result.ref)]
+    delivery = WebhookDelivery.objects.get()
+
+    consent_services.consent_revoke(grant=ConsentGrant.objects.get(grantee=pair.maker))
+    assert webhooks.webhook_deliver(delivery_id=delivery.pk) is None
+    delivery.refresh_from_db()
+    assert delivery.status == "gave_up" and "no longer shared" in delivery.last_error
+    assert receiver.requests == []
