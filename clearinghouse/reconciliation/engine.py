@@ -650,6 +650,19 @@ class _Run:
                                  AND v.sale_reference = a.sale_reference
                                  AND (v.points)::int < 0)"""
         )
+        # The manufacturer's programme credits a unit's purchase; the retailer takes the unit
+        # back: the manufacturer's points stand unless it reversed them on that unit.
+        self._found(
+            """SELECT 'accrual_not_reversed', true, a.gtin, a.serial, a.customer_id, 'not_reversed:' || a.id,
+                      jsonb_build_object('points', (a.points)::int), ARRAY[a.id, x.id], ARRAY['accrual', 'return']
+               FROM recon_rest a JOIN recon_rest x
+                 ON x.side = 'R' AND x.kind = 'return' AND x.gtin = a.gtin AND x.serial = a.serial
+                AND x.occurred_at >= a.occurred_at
+               WHERE a.side = 'M' AND a.kind = 'loyalty_accrual' AND a.gtin <> ''
+                 AND coalesce(a.reason, 'purchase') = 'purchase' AND (a.points)::int > 0
+                 AND NOT EXISTS (SELECT 1 FROM recon_rest v WHERE v.side = 'M' AND v.kind = 'loyalty_accrual'
+                                 AND v.gtin = a.gtin AND v.serial = a.serial AND (v.points)::int < 0)"""
+        )
         # A purchase credited by both programmes is a finding only where the terms in force say
         # one programme credits it (a change of terms makes the next run a full one).
         if self.purchase_points == AgreementVersion.PurchasePoints.ONE:

@@ -349,7 +349,38 @@ def test_loyalty_rules(world):
     )
     give_consents(world)
     run(world)
-    assert kinds() == ["accrual_not_reversed", "double_credit", "redemption_exceeds_balance"]
+    # The shop's own points for S-1, and the maker's for the unit the shop took back.
+    assert kinds() == [
+        "accrual_not_reversed",
+        "accrual_not_reversed",
+        "double_credit",
+        "redemption_exceeds_balance",
+    ]
+
+
+def test_the_makers_points_for_a_unit_the_shop_took_back_are_to_be_reversed(world):
+    points = lambda ext, days, n: {  # noqa: E731
+        **registration(ext, occurred_at=world.days(days)),
+        "kind": "loyalty_accrual",
+        "payload": {"points": n, "reason": "purchase" if n > 0 else "reversal"},
+    }
+    put(world.maker, points("MA-1", 50, 100))
+    put(
+        world.shop,
+        {
+            **sale("X-1", occurred_at=world.days(20)),
+            "kind": "return",
+            "payload": {"reason": "dent"},
+        },
+    )
+    give_consents(world)
+    run(world)
+    (found,) = Discrepancy.objects.filter(status="open")
+    assert found.kind == "accrual_not_reversed" and found.retailer == world.shop
+    assert sorted(found.evidence.values_list("role", flat=True)) == ["accrual", "return"]
+    put(world.maker, points("MA-2", 10, -100))
+    run(world)
+    assert kinds() == [] and kinds("resolved") == ["accrual_not_reversed"]
 
 
 def _credit_twice(world):
