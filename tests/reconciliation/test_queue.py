@@ -90,6 +90,8 @@ def test_resolve_dismiss_reopen_and_comment_with_history(opened, keys, api):
         ("reopened", "Shop"),
         ("comment", "Shop"),
     ]
+    # Who: each party's system, with an API key (a person in the portal is named by e-mail).
+    assert [(n["user"], n["via_api"]) for n in notes] == [(None, False)] + [(None, True)] * 3
 
 
 def test_filters_and_bad_filters(opened, keys, api):

@@ -29,8 +29,18 @@ def _invalid(exc):
 class NoteSerializer(serializers.Serializer):
     action = serializers.CharField()
     partner = serializers.CharField(source="partner.name", allow_null=True, default=None)
+    user = serializers.CharField(
+        source="user.email",
+        allow_null=True,
+        default=None,
+        help_text="the staff member who acted (as the portal shows them), or null",
+    )
+    via_api = serializers.SerializerMethodField(help_text="made with an API key")
     text = serializers.CharField()
     created_at = serializers.DateTimeField()
+
+    def get_via_api(self, note) -> bool:
+        return note.credential_id is not None
 
 
 class EvidenceSerializer(serializers.Serializer):
