@@ -67,6 +67,17 @@ def _fields_seen(partner):
     return seen
 
 
+def with_unit_shown(queryset, *, partner):
+    """``queryset`` limited to the discrepancies whose unit ``partner`` may see (a filter by
+    serial must not find those whose unit it is not shown, ``discrepancies_shown``)."""
+    shows = Q(record__submitted_by_id=partner.pk)
+    for (counterpart, kind), fields in _fields_seen(partner).items():
+        if "product" in fields:
+            shows |= Q(record__submitted_by_id=counterpart, record__kind=kind)
+    evidence = DiscrepancyEvidence.objects.filter(shows, discrepancy=OuterRef("pk"))
+    return queryset.filter(Exists(evidence))
+
+
 def discrepancies_shown(*, partner, discrepancies):
     """Give each discrepancy ``shown_product`` ({gtin, serial} or None) and ``shown_detail``:
     what ``partner`` may see of them (``DETAIL_SOURCES``). One query for the evidence."""

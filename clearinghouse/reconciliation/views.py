@@ -75,6 +75,8 @@ class QueueView(Base):
             for name in ("status", "kind", "severity", "serial"):
                 if form.cleaned_data[name]:
                     queryset = queryset.filter(**{name: form.cleaned_data[name]})
+            if form.cleaned_data["serial"]:
+                queryset = selectors.with_unit_shown(queryset, partner=self.partner)
         page = Paginator(queryset.order_by("-opened_at", "-id"), 50).get_page(
             request.GET.get("page")
         )

@@ -218,6 +218,14 @@ def test_a_finding_shows_each_party_only_the_fields_its_clauses_share(world):
     }
     hidden = Discrepancy.objects.get(kind="sale_without_registration")
     assert _payload(world.maker, hidden)[0]["product"] is None
+    # Nor does a filter by serial find it.
+    from clearinghouse.reconciliation.selectors import with_unit_shown
+
+    for partner, found in ((world.maker, []), (world.shop, ["sale_without_registration"])):
+        mine = with_unit_shown(
+            discrepancies_visible(partner=partner).filter(serial="SN-2"), partner=partner
+        )
+        assert [d.kind for d in mine] == found
 
 
 def test_service_conflict_and_overdue(world):

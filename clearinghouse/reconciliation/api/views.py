@@ -124,7 +124,9 @@ class DiscrepancyViewSet(mixins.ListModelMixin, PartnerScopedViewSet):
                 if value:
                     queryset = queryset.filter(**{name: value})
         if params.get("serial"):
-            queryset = queryset.filter(serial=params["serial"][:64])
+            queryset = selectors.with_unit_shown(
+                queryset.filter(serial=params["serial"][:64]), partner=partner
+            )
         return queryset
 
     @extend_schema(
