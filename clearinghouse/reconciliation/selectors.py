@@ -5,6 +5,8 @@ from django.db.models import Exists, OuterRef, Q
 
 from clearinghouse.records.models import InteractionRecord
 from clearinghouse.records.visibility import read, visible_records
+from consent.services import Access, access_record
+from partners.record_kinds import KINDS
 
 from .models import (
     Discrepancy,
@@ -57,13 +59,16 @@ DETAIL_SOURCES = {
 ALL_FIELDS = None  # a party's own record
 
 
-def _fields_seen(partner):
+def _fields_seen(partner, purposes=None):
     """{(counterpart id, kind): the fields ``partner`` sees of such a record under every clause
-    that may show it} — the intersection, so that no purpose's wider clause is assumed."""
+    that may show it} — the intersection, so that no purpose's wider clause is assumed. When
+    ``purposes`` is a dict, it receives the purposes of those clauses per key."""
     seen = {}
     for grant in visible_records(partner=partner).grants:
         key = (grant.counterpart_id, grant.kind)
         seen[key] = seen[key] & grant.fields if key in seen else set(grant.fields)
+        if purposes is not None:
+            purposes.setdefault(key, set()).add(grant.purpose)
     return seen
 
 
@@ -78,18 +83,26 @@ def with_unit_shown(queryset, *, partner):
     return queryset.filter(Exists(evidence))
 
 
-def discrepancies_shown(*, partner, discrepancies):
+def discrepancies_shown(*, partner, discrepancies, channel=None, request_id=""):
     """Give each discrepancy ``shown_product`` ({gtin, serial} or None) and ``shown_detail``:
-    what ``partner`` may see of them (``DETAIL_SOURCES``). One query for the evidence."""
+    what ``partner`` may see of them (``DETAIL_SOURCES``). One query for the evidence. With a
+    ``channel`` (a list: the queue), a finding that rests on a counterpart's record is a read
+    of that customer's data, written to their access log (the detail pages log their evidence
+    themselves)."""
     discrepancies = list(discrepancies)
-    seen = _fields_seen(partner)
-    roles = {}
+    purposes = {}
+    seen = _fields_seen(partner, purposes)
+    roles, counterpart = {}, {}
     evidence = DiscrepancyEvidence.objects.filter(
         discrepancy__in=[d.pk for d in discrepancies]
     ).values_list("discrepancy_id", "role", "record__kind", "record__submitted_by_id")
     for discrepancy_id, role, kind, submitter in evidence:
         fields = ALL_FIELDS if submitter == partner.pk else seen.get((submitter, kind), set())
         roles.setdefault(discrepancy_id, {})[role] = fields
+        if submitter != partner.pk:
+            counterpart.setdefault(discrepancy_id, set()).add((submitter, kind))
+    if channel is not None:
+        _log_queue_read(partner, discrepancies, counterpart, purposes, channel, request_id)
 
     def sees(fields, field):
         return fields is ALL_FIELDS or field in fields
@@ -108,6 +121,19 @@ def discrepancies_shown(*, partner, discrepancies):
                     continue
             d.shown_detail[key] = value
     return discrepancies
+
+
+def _log_queue_read(partner, discrepancies, counterpart, purposes, channel, request_id):
+    accesses = {}
+    for d in discrepancies:
+        if d.customer_id is None or d.pk not in counterpart:
+            continue
+        access = accesses.setdefault(d.customer_id, Access(0, set(), set()))
+        for key in counterpart[d.pk]:
+            access.record_count += 1
+            access.purposes.update(purposes.get(key, ()))
+            access.categories.add(KINDS[key[1]].category)
+    access_record(partner=partner, accesses=accesses, channel=channel, request_id=request_id)
 
 
 def discrepancy_evidence(*, partner, discrepancy, channel, request_id=""):

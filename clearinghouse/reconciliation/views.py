@@ -80,7 +80,9 @@ class QueueView(Base):
         page = Paginator(queryset.order_by("-opened_at", "-id"), 50).get_page(
             request.GET.get("page")
         )
-        selectors.discrepancies_shown(partner=self.partner, discrepancies=page.object_list)
+        selectors.discrepancies_shown(
+            partner=self.partner, discrepancies=page.object_list, channel="portal"
+        )
         filters = request.GET.copy()  # the page links keep every filter
         filters.pop("page", None)
         return self.page(

@@ -181,3 +181,20 @@ def test_the_portal_queue_pages_keep_the_filters(pair, client):
     html = page.content.decode()
     assert page.context["page"].paginator.count == 51
     assert 'href="?kind=sale_without_registration&amp;severity=low&amp;page=2"' in html
+
+
+def test_listing_a_finding_on_a_counterparts_record_is_in_the_customers_access_log(
+    opened, client, keys, api
+):
+    from consent.models import AccessLogEntry
+
+    pair, d = opened  # the shop's sale, which the maker may see
+    client.force_login(pair.shop_admin)
+    client.get("/portal/discrepancies/")  # the shop's own record: not a counterpart read
+    assert not AccessLogEntry.objects.filter(partner=pair.shop).exists()
+    client.force_login(pair.maker_admin)
+    client.get("/portal/discrepancies/")
+    api(keys["maker"]).get("/api/v1/discrepancies")
+    entries = AccessLogEntry.objects.filter(partner=pair.maker, customer_id=d.customer_id)
+    assert sorted(entries.values_list("channel", flat=True)) == ["api", "portal"]
+    assert all(e.categories == ["purchase"] and e.purposes == ["warranty"] for e in entries)

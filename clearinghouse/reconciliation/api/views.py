@@ -140,7 +140,12 @@ class DiscrepancyViewSet(mixins.ListModelMixin, PartnerScopedViewSet):
 
     def paginate_queryset(self, queryset):
         page = super().paginate_queryset(queryset)
-        return selectors.discrepancies_shown(partner=self.partner, discrepancies=page)
+        return selectors.discrepancies_shown(
+            partner=self.partner,
+            discrepancies=page,
+            channel="api",
+            request_id=request_id(self.request),
+        )
 
     def _detail(self, discrepancy):
         evidence = selectors.discrepancy_evidence(
