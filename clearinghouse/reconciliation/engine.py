@@ -667,6 +667,11 @@ class _Run:
         # one programme credits it (a change of terms makes the next run a full one).
         if self.purchase_points == AgreementVersion.PurchasePoints.ONE:
             self._double_credit()
+        # A balance over part of a ledger is wrong: only the sides whose accruals and
+        # redemptions the other party both sees.
+        sides = self._whole_ledgers()
+        if not sides:
+            return
         self._found(
             """SELECT 'redemption_exceeds_balance', true, '', '', t.customer_id, 'overdrawn:' || t.id,
                       jsonb_build_object('balance_after', t.balance), ARRAY[t.id], ARRAY['redemption']
@@ -675,15 +680,25 @@ class _Run:
                                      ELSE points::int END)
                               OVER (PARTITION BY side, customer_id ORDER BY occurred_at, id) AS balance
                      FROM recon_rest WHERE kind IN ('loyalty_accrual', 'loyalty_redemption')
-                       AND customer_id IS NOT NULL {ledgers}) t
+                       AND customer_id IS NOT NULL AND side = ANY(%s) {ledgers}) t
                WHERE t.kind = 'loyalty_redemption' AND t.balance < 0""".format(
                 # a customer's whole ledger, or none of it: records on re-checked units alone
                 # would be a partial ledger
                 ledgers=""
                 if self.full
                 else "AND customer_id IN (SELECT customer_id FROM recon_customers)"
-            )
+            ),
+            [sides],
         )
+
+    def _whole_ledgers(self):
+        ledger = {"loyalty_accrual", "loyalty_redemption"}
+        sides = []
+        for side, reader, owner in (("R", self.m, self.r), ("M", self.r, self.m)):
+            grants = visible_records(partner=reader, at=self.now).grants
+            if ledger <= {g.kind for g in grants if g.counterpart_id == owner.pk}:
+                sides.append(side)
+        return sides
 
     def _double_credit(self):
         self._found(

@@ -391,6 +391,30 @@ def test_the_makers_points_for_a_unit_the_shop_took_back_are_to_be_reversed(worl
     assert kinds() == [] and kinds("resolved") == ["accrual_not_reversed"]
 
 
+def test_a_balance_is_checked_only_over_a_ledger_shared_whole(world):
+    """The shop shares its redemptions but not its accruals: a redemption the maker sees
+    alone is not "beyond the balance"."""
+    _new_terms(world, clauses=[c for c in WIDE if c["kind"] != "loyalty_accrual"])
+    put(
+        world.shop,
+        {
+            **sale("A-1", occurred_at=world.days(50)),
+            "kind": "loyalty_accrual",
+            "payload": {"points": 1000, "reason": "purchase"},
+        },
+        {
+            "external_id": "RD-1",
+            "kind": "loyalty_redemption",
+            "occurred_at": world.days(10),
+            "customer": {"kind": "email", "value": "alice@example.org"},
+            "payload": {"points": 900},
+        },
+    )
+    give_consents(world)
+    run(world)
+    assert kinds() == []
+
+
 def _credit_twice(world):
     put(
         world.shop,
