@@ -18,6 +18,7 @@ on unique keys, and a second run waits for nothing (a busy pair is skipped). A w
 the middle of a run leaves nothing behind but a run row marked abandoned by the next run.
 """
 
+import logging
 import time
 from datetime import timedelta
 
@@ -32,6 +33,7 @@ from partners.models import AgreementVersion, SharingAgreement
 
 from .models import PairState, ReconciliationRun, WarrantyTerms
 
+logger = logging.getLogger(__name__)
 RECORD_OVERLAP = 5000
 # The most a run may take (the task's hard time limit): a run still "running" after that has
 # lost its worker. Below the broker's visibility timeout, so a live run is never redelivered.
@@ -146,6 +148,12 @@ def reconcile_pair(*, manufacturer, retailer, trigger="manual", full=False, prog
             counts, upto = _Run(state, run, full=full, progress=progress).execute()
             opened = counts.pop("opened_ids", [])
             resolved = counts.pop("resolved_ids", [])
+            # The run's webhooks go in its outbox, in its transaction: nothing to announce, or
+            # nobody listening, and it is announced already.
+            if (opened or resolved) and _anybody_listens(manufacturer, retailer):
+                run.pending_opened, run.pending_resolved = opened, resolved
+            else:
+                run.announced_at = timezone.now()
             run.status = ReconciliationRun.Status.DONE
             run.counts = counts
             run.to_record = upto
@@ -154,6 +162,9 @@ def reconcile_pair(*, manufacturer, retailer, trigger="manual", full=False, prog
             run.save(
                 update_fields=[
                     "status",
+                    "pending_opened",
+                    "pending_resolved",
+                    "announced_at",
                     "counts",
                     "from_record",
                     "to_record",
@@ -169,20 +180,56 @@ def reconcile_pair(*, manufacturer, retailer, trigger="manual", full=False, prog
             duration_ms=int((time.monotonic() - started) * 1000),
         )
         raise
-    if opened or resolved:
-        parties = (manufacturer.pk, retailer.pk)
-        transaction.on_commit(lambda: _announce(opened, resolved, parties), robust=True)
+    if run.announced_at is None:
+        transaction.on_commit(lambda: _announce_later(run.pk), robust=True)
     return run
 
 
-def _announce(opened, resolved, parties):
-    """Webhooks after the run commits: what it opened, and what it resolved by itself."""
+def _anybody_listens(*parties):
+    from partners.webhooks import webhook_subscribed
+
+    return any(
+        webhook_subscribed(partner=partner, event_type=event_type)
+        for partner in parties
+        for event_type in ("discrepancy.opened", "discrepancy.updated")
+    )
+
+
+def _announce_later(run_id):
+    from .tasks import announce_run
+
+    try:
+        announce_run.delay(run_id)
+    except Exception:  # Redis away: the sweep announces it
+        logger.warning("could not enqueue the run's webhooks; the sweep will", exc_info=True)
+
+
+def run_announce(*, run_id):
+    """Emit a done run's pending webhooks (what it opened, what it resolved by itself) and
+    empty its outbox, in one transaction: a worker killed half-way leaves the outbox as it was,
+    and the events it had stored are found again by their dedupe keys. Returns how many
+    discrepancies were announced, or None when there was nothing to do."""
     from .notify import discrepancies_opened, discrepancies_updated
 
-    if opened:
-        discrepancies_opened(opened, parties=parties)
-    if resolved:
-        discrepancies_updated(resolved, parties=parties)
+    with transaction.atomic():
+        run = (
+            ReconciliationRun.objects.select_for_update(skip_locked=True)
+            .filter(pk=run_id, status=ReconciliationRun.Status.DONE, announced_at__isnull=True)
+            .first()
+        )
+        if run is None:
+            return None
+        parties = (run.manufacturer_id, run.retailer_id)
+        opened = [str(i) for i in run.pending_opened]
+        resolved = [str(i) for i in run.pending_resolved]
+        if opened:
+            discrepancies_opened(opened, parties=parties)
+        if resolved:
+            discrepancies_updated(resolved, parties=parties)
+        run.pending_opened, run.pending_resolved = [], []
+        run.announced_at = timezone.now()
+        run.save(update_fields=["pending_opened", "pending_resolved", "announced_at"])
+    return len(opened) + len(resolved)
 
 
 def _queryset_sql(queryset):

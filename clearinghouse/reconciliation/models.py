@@ -3,6 +3,7 @@ parties work in one queue, and the runs that produced them."""
 
 import uuid
 
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -91,6 +92,12 @@ class ReconciliationRun(models.Model):
     to_record = models.BigIntegerField(default=0)
     counts = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
+    # The outbox of the run's webhooks, written with its findings: what it opened and resolved
+    # by itself, until announced (a done run with no announced_at). A worker announces them
+    # after the commit; a sweep catches an announcement that was lost.
+    pending_opened = ArrayField(models.UUIDField(), default=list, blank=True)
+    pending_resolved = ArrayField(models.UUIDField(), default=list, blank=True)
+    announced_at = models.DateTimeField(null=True, blank=True)
 
     tenant_paths = ("manufacturer", "retailer")
     objects = PartnerScopedManager()

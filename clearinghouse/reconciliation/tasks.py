@@ -2,15 +2,18 @@
 
 import logging
 import uuid
+from datetime import timedelta
 
 from celery import shared_task
 from django.conf import settings
 from django.core.cache import cache
+from django.utils import timezone
 
 from partners.agreements.selectors import pairs_in_force
 from partners.models import Partner
 
-from .engine import RUN_TIME_LIMIT, reconcile_pair
+from .engine import RUN_TIME_LIMIT, reconcile_pair, run_announce
+from .models import ReconciliationRun
 
 logger = logging.getLogger(__name__)
 
@@ -63,3 +66,25 @@ def schedule_after_ingest(partner):
                 )
         except Exception:  # Redis away: the beat's sweep runs the pair later
             logger.warning("could not schedule reconciliation; the beat will", exc_info=True)
+
+
+@shared_task(name="reconciliation.announce_run", time_limit=RUN_TIME_LIMIT)
+def announce_run(run_id):
+    """A run's webhooks, from its outbox (idempotent: a done outbox is left alone)."""
+    return run_announce(run_id=run_id)
+
+
+@shared_task(name="reconciliation.announce_sweep", time_limit=300, soft_time_limit=280)
+def announce_sweep():
+    """Beat: announce the runs whose after-commit announcement was lost (Redis away, a worker
+    killed after the run's commit)."""
+    # Unscoped on purpose: the sweep works for every pair's runs.
+    due = ReconciliationRun.objects.unscoped().filter(
+        status=ReconciliationRun.Status.DONE,
+        announced_at__isnull=True,
+        finished_at__lt=timezone.now() - timedelta(minutes=1),
+    )
+    ids = list(due.values_list("pk", flat=True)[:500])
+    for run_id in ids:
+        announce_run.delay(run_id)
+    return len(ids)

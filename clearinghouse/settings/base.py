@@ -236,6 +236,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "reconciliation.reconcile_all",
         "schedule": 300.0,
     },
+    "reconciliation-announce-sweep": {
+        "task": "reconciliation.announce_sweep",
+        "schedule": 60.0,
+    },
     "reconciliation-nightly-full": {
         "task": "reconciliation.reconcile_all",
         "schedule": crontab(hour=3, minute=15),
