@@ -46,7 +46,7 @@ def _maker(device):
 def consenting_retailers(*, manufacturer, customer_id):
     """The retailers in an agreement with this manufacturer to which the customer consented to
     share device data for service, checked now against the ledger."""
-    retailer_ids = [r for m, r in pairs_in_force() if m == manufacturer.pk]
+    retailer_ids = [r for _, r in pairs_in_force(partner=manufacturer)]
     retailers = Partner.objects.unscoped().filter(pk__in=retailer_ids).order_by("name")
     return [
         r

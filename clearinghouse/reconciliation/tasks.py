@@ -54,9 +54,7 @@ def reconcile_all(full=False):
 def schedule_after_ingest(partner):
     """After an ingest commits: one run per pair of this partner, at most one per debounce window
     (a burst of batches becomes one run a few seconds later)."""
-    for manufacturer_id, retailer_id in pairs_in_force():
-        if partner.pk not in (manufacturer_id, retailer_id):
-            continue
+    for manufacturer_id, retailer_id in pairs_in_force(partner=partner):
         key = f"recon:debounce:{manufacturer_id}:{retailer_id}"
         try:
             if cache.add(key, 1, timeout=settings.RECON_DEBOUNCE_SECONDS):

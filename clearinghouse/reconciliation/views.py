@@ -163,7 +163,7 @@ class RunsView(Base):
             return render(
                 request, "portal/forbidden.html", {"required_role": Role.ADMIN.label}, status=403
             )
-        pairs = [p for p in pairs_in_force() if self.partner.pk in p]
+        pairs = pairs_in_force(partner=self.partner)
         for manufacturer_id, retailer_id in pairs:
             reconcile_pair_task.delay(str(manufacturer_id), str(retailer_id), "portal", False)
         messages.success(

@@ -21,13 +21,7 @@ PER_EVENT = 200
 
 def listening_counterparts(partner):
     """The partners with an agreement in force with ``partner`` that subscribe to the event."""
-    ids = {
-        other
-        for pair in pairs_in_force()
-        if partner.pk in pair
-        for other in pair
-        if other != partner.pk
-    }
+    ids = {other for pair in pairs_in_force(partner=partner) for other in pair} - {partner.pk}
     # Unscoped on purpose: the counterparts of this partner, to ask whether they listen.
     return [
         other

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import orjson
 from django.db import connection
-from django.db.models import Prefetch
+from django.db.models import Prefetch, Q
 
 from ..models import AgreementEvent, AgreementVersion, Partner, SharingAgreement
 from ..tenancy import require_partner
@@ -149,16 +149,15 @@ def agreement_awaiting(*, partner):
     )
 
 
-def pairs_in_force():
+def pairs_in_force(*, partner=None):
     """(manufacturer id, retailer id) of every agreement in force between two active partners:
-    the pairs the reconciliation workers run for."""
+    the pairs the reconciliation workers run for; with ``partner``, only its own pairs."""
     # Unscoped on purpose: the reconciliation scheduler works for every pair.
-    return list(
-        SharingAgreement.objects.unscoped()
-        .filter(
-            status=SharingAgreement.Status.ACTIVE,
-            manufacturer__status=Partner.Status.ACTIVE,
-            retailer__status=Partner.Status.ACTIVE,
-        )
-        .values_list("manufacturer_id", "retailer_id")
+    agreements = SharingAgreement.objects.unscoped().filter(
+        status=SharingAgreement.Status.ACTIVE,
+        manufacturer__status=Partner.Status.ACTIVE,
+        retailer__status=Partner.Status.ACTIVE,
     )
+    if partner is not None:
+        agreements = agreements.filter(Q(manufacturer=partner) | Q(retailer=partner))
+    return list(agreements.values_list("manufacturer_id", "retailer_id"))
