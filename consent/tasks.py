@@ -6,6 +6,9 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.mail import send_mail
 from django.template.loader import render_to_string
+from django.urls import reverse
+
+from partners.selectors import mail_recipients
 
 from . import identity, notices, services
 from .models import MagicLink
@@ -48,21 +51,17 @@ def send_notice_email(notice_id, reminder=0):
     notice = RecipientNotice.objects.select_related("partner").filter(pk=notice_id).first()
     if notice is None or notice.acknowledged_at is not None:
         return
-    partner = notice.partner
-    recipients = {partner.contact_email} | {
-        m.user.email for m in partner.memberships.select_related("user").filter(role="admin")
-    }
     context = {
         "notice": notice,
         "reminder": reminder,
-        "portal": f"{settings.SITE_URL.rstrip('/')}/portal/notices/",
+        "portal": f"{settings.SITE_URL.rstrip('/')}{reverse('notices:list')}",
         "acknowledge_url": notices.acknowledge_url(notice.pk),
     }
     send_mail(
         subject=f"{'Reminder: ' if reminder else ''}{notice.get_kind_display()}: please confirm",
         message=render_to_string("email/notice.txt", context),
         from_email=None,
-        recipient_list=sorted(r for r in recipients if r),
+        recipient_list=mail_recipients(partner=notice.partner),
     )
     RecipientNotice.objects.filter(pk=notice.pk, sent_at__isnull=True).update(
         sent_at=timezone.now()

@@ -60,6 +60,12 @@ def staff_list(*, partner):
     return Membership.objects.for_partner(partner).select_related("user").order_by("user__email")
 
 
+def mail_recipients(*, partner):
+    """Where the clearinghouse writes to a partner: its contact address and its admins."""
+    admins = partner.memberships.select_related("user").filter(role="admin")
+    return sorted({partner.contact_email, *(m.user.email for m in admins)} - {""})
+
+
 def open_invitations(*, partner):
     return Invitation.objects.for_partner(partner).filter(
         accepted_at__isnull=True, revoked_at__isnull=True, expires_at__gt=timezone.now()

@@ -9,7 +9,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from .models import Invitation, Partner
-from .selectors import invitation_token
+from .selectors import invitation_token, mail_recipients
 from .services import partner_event_record
 from .webhooks import webhook_deliver, webhooks_enqueue_due
 
@@ -27,15 +27,12 @@ MAIL_RETRY = {
 def send_partner_status_email(partner_id):
     """Tell a partner's admins that the operator approved or suspended it."""
     partner = Partner.objects.get(pk=partner_id)
-    recipients = {partner.contact_email} | {
-        m.user.email for m in partner.memberships.select_related("user").filter(role="admin")
-    }
     context = {"partner": partner, "site_url": settings.SITE_URL}
     send_mail(
         subject=render_to_string("email/partner_status_subject.txt", context).strip(),
         message=render_to_string("email/partner_status.txt", context),
         from_email=None,
-        recipient_list=sorted(recipients),
+        recipient_list=mail_recipients(partner=partner),
     )
     partner_event_record(partner=partner, action="email.status_sent", status=partner.status)
 
