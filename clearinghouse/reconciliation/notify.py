@@ -13,8 +13,8 @@ from .selectors import discrepancies_shown, discrepancies_visible, discrepancy_e
 
 
 def _payload(partner, discrepancy):
-    """The discrepancy as ``partner`` sees it, and the refs of the records it shows."""
-    discrepancies_shown(partner=partner, discrepancies=[discrepancy])
+    """The discrepancy as ``partner`` sees it (``discrepancies_shown`` has run on it), and the
+    refs of the records it shows."""
     evidence = discrepancy_evidence(partner=partner, discrepancy=discrepancy, channel="webhook")
     return {
         "id": str(discrepancy.pk),
@@ -52,9 +52,8 @@ def _emit(ids, event_type, chunk=500, parties=None):
         if not webhook_subscribed(partner=partner, event_type=event_type):
             continue
         for start in range(0, len(ids), chunk):
-            for discrepancy in discrepancies_visible(partner=partner).filter(
-                pk__in=ids[start : start + chunk]
-            ):
+            page = discrepancies_visible(partner=partner).filter(pk__in=ids[start : start + chunk])
+            for discrepancy in discrepancies_shown(partner=partner, discrepancies=page):
                 data, refs = _payload(partner, discrepancy)
                 webhook_emit(
                     partner=partner,
