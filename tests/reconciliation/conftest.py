@@ -26,13 +26,22 @@ WIDE = [
 ALL = ("warranty", "service", "loyalty")
 
 
+def agree(pair, clauses=WIDE, purchase_points="one"):
+    """The shop proposes these terms and the maker countersigns them: they are in force."""
+    version = agreement_propose(
+        proposer=pair.shop,
+        counterpart=pair.maker,
+        actor=pair.shop_admin,
+        clauses=clauses,
+        purchase_points=purchase_points,
+    )
+    agreement_countersign(version=version, partner=pair.maker, actor=pair.maker_admin)
+
+
 @pytest.fixture
 def world(pair):
     """The pair with a wide agreement, and Alice consenting everything to both."""
-    version = agreement_propose(
-        proposer=pair.shop, counterpart=pair.maker, actor=pair.shop_admin, clauses=WIDE
-    )
-    agreement_countersign(version=version, partner=pair.maker, actor=pair.maker_admin)
+    agree(pair)
     pair.days = lambda n: (timezone.now() - timedelta(days=n)).isoformat()
     return pair
 

@@ -21,7 +21,7 @@ from partners.agreements.services import (
 from partners.models import Partner, SharingAgreement
 from tests.records.conftest import GTIN, consent, registration, sale
 
-from .conftest import ALL, WIDE, give_consents, put, run
+from .conftest import ALL, WIDE, agree, give_consents, put, run
 
 
 def kinds(status="open"):
@@ -197,7 +197,7 @@ def test_a_finding_shows_each_party_only_the_fields_its_clauses_share(world):
         else c
         for c in WIDE
     ]
-    _new_terms(world, clauses=narrow)
+    agree(world, clauses=narrow)
     _a_late_registration_and_a_missing_one(world)
 
     def shown(partner):
@@ -309,7 +309,7 @@ def test_a_case_completed_by_the_same_party_that_left_it_open_is_no_conflict(wor
         "direction": "retailer_to_manufacturer",
         "fields": ["product", "reference"],
     }
-    _new_terms(world, clauses=[*WIDE, completion_to_maker])
+    agree(world, clauses=[*WIDE, completion_to_maker])
     put(
         world.shop,
         {
@@ -397,7 +397,7 @@ def test_the_makers_points_for_a_unit_the_shop_took_back_are_to_be_reversed(worl
 def test_a_balance_is_checked_only_over_a_ledger_shared_whole(world):
     """The shop shares its redemptions but not its accruals: a redemption the maker sees
     alone is not "beyond the balance"."""
-    _new_terms(world, clauses=[c for c in WIDE if c["kind"] != "loyalty_accrual"])
+    agree(world, clauses=[c for c in WIDE if c["kind"] != "loyalty_accrual"])
     put(
         world.shop,
         {
@@ -438,26 +438,15 @@ def _credit_twice(world):
     give_consents(world)
 
 
-def _new_terms(world, purchase_points="one", clauses=WIDE):
-    version = agreement_propose(
-        proposer=world.shop,
-        counterpart=world.maker,
-        actor=world.shop_admin,
-        clauses=clauses,
-        purchase_points=purchase_points,
-    )
-    agreement_countersign(version=version, partner=world.maker, actor=world.maker_admin)
-
-
 def test_a_purchase_credited_twice_is_a_finding_only_where_one_programme_credits_it(world):
     _credit_twice(world)
-    _new_terms(world, "both")
+    agree(world, purchase_points="both")
     run(world)
     assert kinds() == []
-    _new_terms(world, "one")  # new terms: the next run is a full one
+    agree(world, purchase_points="one")  # new terms: the next run is a full one
     assert run(world).from_record == 0
     assert kinds() == ["double_credit"]
-    _new_terms(world, "both")
+    agree(world, purchase_points="both")
     run(world)
     assert kinds() == [] and kinds("resolved") == ["double_credit"]
 

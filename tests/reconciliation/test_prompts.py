@@ -3,21 +3,14 @@ and only then: a registration the retailer may not see still counts."""
 
 from clearinghouse.reconciliation.models import Discrepancy
 from clearinghouse.reconciliation.selectors import customer_prompts
-from partners.agreements.services import agreement_countersign, agreement_propose
 from tests.records.conftest import registration, sale
 
-from .conftest import WIDE, give_consents, put, run
+from .conftest import WIDE, agree, give_consents, put, run
 
 
 def test_a_purchase_is_offered_for_registration_only_when_it_is_not_registered(world):
     # The maker does not share registrations with the shop.
-    version = agreement_propose(
-        proposer=world.shop,
-        counterpart=world.maker,
-        actor=world.shop_admin,
-        clauses=[c for c in WIDE if c["kind"] != "warranty_registration"],
-    )
-    agreement_countersign(version=version, partner=world.maker, actor=world.maker_admin)
+    agree(world, clauses=[c for c in WIDE if c["kind"] != "warranty_registration"])
     put(
         world.shop,
         sale("S-1", occurred_at=world.days(60)),
