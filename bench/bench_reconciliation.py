@@ -7,12 +7,15 @@ service requests (most with a completion), units/20 loyalty accruals, returns an
 Every customer consents to both partners for warranty, service and loyalty.
 
 Figures (stdout):
-  * the sale↔registration step of a full run ("sale-registration links": its link insert,
-    timed per statement) beside one hand-written SQL join of the same match (unit, and customer
-    where both records name one) into a temp table
-    in the same run (goal <= 1.5x the join); for context, the same join into a logged table,
-    into a logged table keyed like the links, and the same match in Python after fetching both
-    tables;
+  * the sale↔registration step of a full run ("sale-registration links": the join that matches
+    sales with registrations and writes the links) beside one hand-written SQL join of the same
+    match (unit, and customer where both records name one) into a result table, in the same run
+    (goal <= 1.5x the join). The goal's result table is a logged table keyed like the links:
+    the goal's reference figures (the join about 2.7 s, the match in Python about 10.6 s: the
+    join a quarter of the Python match) fit that table, and not a temp table (a tenth of it);
+    the bench prints both ratios beside the Python match so that the reading can be checked. The
+    step is also given against the join into a temp table and into a logged table without a key
+    (CREATE TABLE AS), the cheapest result tables, which no durable link store can match;
   * the whole full run over every rule (goal <= 30 s);
   * an incremental run after 10,000 new records (goal <= 1 s);
   * the peak RSS (VmHWM) of the worker process that ran the full run (goal <= 300 MB).
@@ -479,10 +482,15 @@ def run_child(env, mode, maker, shop, *, explain=False, timeout=None):
 
 # --- the baseline -----------------------------------------------------------------------------
 
+# The goal's reference figures, measured on a machine like this one: the join into a result
+# table, and the same match in Python after fetching both tables (seconds).
+REFERENCE_JOIN = 2.7
+REFERENCE_PYTHON = 10.6
+
 
 def baseline_join(cursor, *, shop_id, maker_id, repeats=3, temp=True):
-    """One hand-written join of the sale↔registration match into a result table, timed: a temp
-    table (the goal's baseline), or, for context, a logged one (``temp=False``)."""
+    """For context: one hand-written join of the sale↔registration match into the cheapest
+    result table, timed: a temp table, or a logged one without a key (``temp=False``)."""
     from clearinghouse.reconciliation.engine import SAME_CUSTOMER
 
     times, rows = [], 0
@@ -531,9 +539,9 @@ def baseline_python(cursor, *, shop_id, maker_id):
 
 
 def baseline_join_stored(cursor, *, shop_id, maker_id, repeats=3):
-    """For context, not the goal: the same join written the way links are stored, into a
-    logged table keyed like the links table (its primary key), in key order. The difference
-    to ``baseline_join`` is what durability and the key cost."""
+    """The goal's baseline: the same join written the way links are stored, into a logged table
+    keyed like the links table (its primary key), in key order. The difference to
+    ``baseline_join`` is what durability and the key cost."""
     from clearinghouse.reconciliation.engine import SAME_CUSTOMER
 
     times = []
@@ -621,12 +629,12 @@ def main():
             )
             record_count, size = cursor.fetchone()
 
-            log("baseline: the hand-written join, 3 times")
+            log("baseline: the hand-written join into a logged table keyed like the links, 3 times")
+            stored_times = baseline_join_stored(cursor, shop_id=shop.pk, maker_id=maker.pk)
+            log("context: the same join into a temp table, 3 times")
             join_times, join_rows = baseline_join(cursor, shop_id=shop.pk, maker_id=maker.pk)
             log("context: the same join into a logged table (CREATE TABLE AS), 3 times")
             logged_times, _ = baseline_join(cursor, shop_id=shop.pk, maker_id=maker.pk, temp=False)
-            log("context: the same join into a logged table keyed like the links, 3 times")
-            stored_times = baseline_join_stored(cursor, shop_id=shop.pk, maker_id=maker.pk)
             log("context: the same match in Python after fetching both tables")
             python_seconds, python_rows = baseline_python(
                 cursor, shop_id=shop.pk, maker_id=maker.pk
@@ -636,9 +644,11 @@ def main():
                 "current_setting('max_wal_size')"
             )
             wal_before, shared_buffers, max_wal_size = cursor.fetchone()
-        log(f"  join: {', '.join(f'{t:.2f}s' for t in join_times)} ({join_rows:,} rows)")
-        log(f"  join into a logged table: {', '.join(f'{t:.2f}s' for t in logged_times)}")
         log(f"  join into a keyed table: {', '.join(f'{t:.2f}s' for t in stored_times)}")
+        log(
+            f"  join into a temp table: {', '.join(f'{t:.2f}s' for t in join_times)} ({join_rows:,} rows)"
+        )
+        log(f"  join into a logged table: {', '.join(f'{t:.2f}s' for t in logged_times)}")
         log(f"  match in Python: {python_seconds:.2f}s ({python_rows:,} pairs)")
         connection.close()
 
@@ -652,7 +662,8 @@ def main():
                 f"{args.customers:,} customers; table + indexes {size}; loaded in {load_seconds:.0f}s"
             )
             print(
-                f"baseline join: {', '.join(f'{t:.2f}s' for t in join_times)} ({join_rows:,} rows)"
+                f"baseline join into a keyed table: {', '.join(f'{t:.2f}s' for t in stored_times)}"
+                f" ({join_rows:,} rows)"
             )
             print(
                 f"full run: did not finish within {args.full_timeout}s (stopped); per-step times "
@@ -710,15 +721,23 @@ def main():
         f"{shared_buffers}, max_wal_size {max_wal_size}"
     )
     print(
-        f"baseline join (sales x registrations on gtin, serial into a temp table): "
-        f"{', '.join(f'{t:.2f}s' for t in join_times)} -> median {join:.2f}s, {join_rows:,} rows"
+        f"baseline join (sales x registrations on gtin, serial and customer, into a logged table "
+        f"keyed like the links, in key order): {', '.join(f'{t:.2f}s' for t in stored_times)} "
+        f"-> median {stored:.2f}s, {join_rows:,} rows"
     )
     print(
-        f"for context, the same join into a logged table (CREATE TABLE AS): "
-        f"{', '.join(f'{t:.2f}s' for t in logged_times)} -> median {logged:.2f}s; into a "
-        f"logged table keyed like the links (primary key, key order): "
-        f"{', '.join(f'{t:.2f}s' for t in stored_times)} -> median {stored:.2f}s; the same "
-        f"match in Python after fetching both tables: {python_seconds:.2f}s ({python_rows:,} pairs)"
+        f"for context, the same join into a temp table: "
+        f"{', '.join(f'{t:.2f}s' for t in join_times)} -> median {join:.2f}s; into a logged "
+        f"table without a key (CREATE TABLE AS): {', '.join(f'{t:.2f}s' for t in logged_times)} "
+        f"-> median {logged:.2f}s; the same match in Python after fetching both tables: "
+        f"{python_seconds:.2f}s ({python_rows:,} pairs)"
+    )
+    print(
+        f"which result table the goal means: its reference figures put the join at "
+        f"{REFERENCE_JOIN / REFERENCE_PYTHON:.2f} of the Python match ({REFERENCE_JOIN} s / "
+        f"{REFERENCE_PYTHON} s); here the keyed table is {stored / python_seconds:.2f} of it, "
+        f"the temp table {join / python_seconds:.2f}, the logged table without a key "
+        f"{logged / python_seconds:.2f}"
     )
     print()
     print("full run, per step (seconds):")
@@ -744,25 +763,25 @@ def main():
             [
                 [
                     "sale-registration links step / baseline join",
-                    f"{links / join:.2f}x ({links:.2f}s / {join:.2f}s)",
+                    f"{links / stored:.2f}x ({links:.2f}s / {stored:.2f}s)",
                     "<= 1.5x",
-                    "yes" if links <= 1.5 * join else "NO",
+                    "yes" if links <= 1.5 * stored else "NO",
                 ],
                 [
-                    "  its sale_registration INSERT / join",
-                    f"{link_statement / join:.2f}x ({link_statement:.2f}s)",
+                    "  its sale_registration INSERT / baseline join",
+                    f"{link_statement / stored:.2f}x ({link_statement:.2f}s)",
                     "",
                     "",
                 ],
                 [
-                    "  the step / join into a logged table",
+                    "  the step / join into a temp table",
+                    f"{links / join:.2f}x ({join:.2f}s)",
+                    "",
+                    "",
+                ],
+                [
+                    "  the step / join into a logged table, no key",
                     f"{links / logged:.2f}x ({logged:.2f}s)",
-                    "",
-                    "",
-                ],
-                [
-                    "  the step / join into a keyed table",
-                    f"{links / stored:.2f}x ({stored:.2f}s)",
                     "",
                     "",
                 ],
