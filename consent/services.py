@@ -35,7 +35,7 @@ from .models import (
     Receipt,
 )
 from .selectors import identifier_match
-from .signals import consent_revoked, customer_erased, customer_erasing
+from .signals import consent_granted, consent_revoked, customer_erased, customer_erasing
 from .staging import insert_rows, row_source
 
 logger = logging.getLogger(__name__)
@@ -510,7 +510,19 @@ def consent_grant(
         supersedes=str(existing.pk) if existing else None,
     )
     grant.receipt = _issue_receipt(customer=customer, kind=Receipt.Kind.GRANT, grant=grant)
+    _tell_after_commit(consent_granted, grant)
     return grant
+
+
+def _tell_after_commit(signal, grant):
+    """Send ``signal`` about ``grant`` once the transaction commits."""
+    grant_id, customer_id, grantee_id = grant.pk, grant.customer_id, grant.grantee_id
+    transaction.on_commit(
+        lambda: signal.send(
+            sender=ConsentGrant, grant_id=grant_id, customer_id=customer_id, grantee_id=grantee_id
+        ),
+        robust=True,
+    )
 
 
 def _end_grant(grant, ended_by, now, *, receipt=True):
@@ -529,13 +541,7 @@ def _end_grant(grant, ended_by, now, *, receipt=True):
         grant.receipt = _issue_receipt(
             customer=grant.customer, kind=Receipt.Kind.REVOKE, grant=grant
         )
-    grant_id, customer_id, grantee_id = grant.pk, grant.customer_id, grant.grantee_id
-    transaction.on_commit(
-        lambda: consent_revoked.send(
-            sender=ConsentGrant, grant_id=grant_id, customer_id=customer_id, grantee_id=grantee_id
-        ),
-        robust=True,
-    )
+    _tell_after_commit(consent_revoked, grant)
     return grant
 
 

@@ -2,7 +2,7 @@ from celery import shared_task
 
 from partners.models import Partner
 
-from .announce import records_announce
+from .announce import records_announce, records_announce_granted
 from .csv_upload import upload_process
 
 
@@ -19,3 +19,9 @@ def announce_shared(submitter_id, refs):
     if submitter is None:
         return 0
     return records_announce(submitter=submitter, refs=refs)
+
+
+@shared_task(name="records.announce_granted", time_limit=600, soft_time_limit=570)
+def announce_granted(grant_id):
+    """``record.shared`` webhooks for what a consent just given lets its grantee see."""
+    return records_announce_granted(grant_id=grant_id)

@@ -81,3 +81,81 @@ def test_an_event_is_not_sent_once_its_records_are_no_longer_shared(pair, receiv
     delivery.refresh_from_db()
     assert delivery.status == "gave_up" and "no longer shared" in delivery.last_error
     assert receiver.requests == []
+
+
+def test_a_consent_given_announces_what_it_alone_lets_the_grantee_see(
+    pair, receiver, django_capture_on_commit_callbacks
+):
+    """Alice's sale arrived while she had given the maker no consent: nothing was announced.
+    Her consent makes it visible, and the maker hears of it then; Bob's sale stays unheard of."""
+    capture = django_capture_on_commit_callbacks
+    webhooks.endpoint_create(
+        partner=pair.maker, url=receiver.url, event_types=["record.shared"], actor=pair.maker_admin
+    )
+    known(pair.shop, "alice@example.org")
+    ingest(
+        pair.shop,
+        capture,
+        sale("S-1", email="alice@example.org"),
+        sale("S-2", email="bob@example.org", serial="SN-2"),
+    )
+    ingest(pair.maker, capture, registration("W-1", email="alice@example.org"))
+    assert WebhookEvent.objects.count() == 0
+
+    with capture(execute=True):
+        grant = consent(pair.maker, email="alice@example.org")
+    (request,) = receiver.wait_for(1)
+    data = request.json()["data"]
+    assert data["recorded_by"] == pair.shop.slug and data["reason"] == "consent_given"
+    (record,) = data["records"]  # Alice's sale; not Bob's, not the maker's own registration
+    assert record["kind"] == "sale" and record["product"]["serial"] == "SN-1"
+    assert [str(ref) for ref in WebhookEvent.objects.get().records] == [record["ref"]]
+
+    # A replayed task stores nothing twice.
+    from clearinghouse.records.announce import records_announce_granted
+
+    assert records_announce_granted(grant_id=grant.pk) == 1
+    assert WebhookEvent.objects.count() == 1
+
+
+def test_a_consent_that_adds_nothing_announces_nothing(
+    pair, receiver, django_capture_on_commit_callbacks
+):
+    """A consent that replaces one with the same categories (a new expiry), and a consent for
+    a purpose no clause shares under, let the maker see nothing new: no event. A consent
+    withdrawn before the worker reads it announces nothing either."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from clearinghouse.records.announce import records_announce_granted
+    from consent.selectors import customer_by_identifier
+
+    capture = django_capture_on_commit_callbacks
+    webhooks.endpoint_create(
+        partner=pair.maker, url=receiver.url, event_types=["record.shared"], actor=pair.maker_admin
+    )
+    known(pair.shop, "alice@example.org")
+    with capture(execute=True):
+        first = consent(pair.maker, email="alice@example.org")
+    ingest(pair.shop, capture, sale("S-1", email="alice@example.org"))
+    assert WebhookEvent.objects.filter(payload__reason="recorded").count() == 1
+
+    alice = customer_by_identifier(
+        identity.parse_identifier(kind="email", value="alice@example.org")
+    )
+    with capture(execute=True):
+        renewed = consent_services.consent_grant(
+            customer=alice,
+            grantee=pair.maker,
+            purpose="warranty",
+            categories=first.categories,
+            source="customer",
+            expires_at=timezone.now() + timedelta(days=365),
+        )
+        consent(pair.maker, email="alice@example.org", purpose="loyalty")
+    assert WebhookEvent.objects.count() == 1
+
+    consent_services.consent_revoke(grant=renewed)
+    assert records_announce_granted(grant_id=renewed.pk) == 0
+    assert WebhookEvent.objects.count() == 1
