@@ -31,7 +31,7 @@ from clearinghouse.records.visibility import visible_records
 from consent.models import ConsentGrant
 from partners.models import AgreementVersion, SharingAgreement
 
-from .models import PairState, ReconciliationRun, WarrantyTerms
+from .models import Discrepancy, PairState, ReconciliationRun, WarrantyTerms
 
 logger = logging.getLogger(__name__)
 RECORD_OVERLAP = 5000
@@ -389,6 +389,15 @@ class _Run:
                 JOIN {TABLE} r ON r.customer_id = c.customer_id
                 WHERE r.submitted_by_id = ANY(%s) AND r.gtin <> ''""",
             [parties],
+        )
+        # An erasure clears the customer from the records: the units of the pair's open
+        # findings about such a customer are found by the findings (the customer index).
+        self.sql(
+            f"""INSERT INTO recon_units SELECT d.gtin, d.serial FROM recon_consented c
+                JOIN {Discrepancy._meta.db_table} d ON d.customer_id = c.customer_id
+                WHERE d.manufacturer_id = %s AND (d.retailer_id = %s OR d.retailer_id IS NULL)
+                  AND d.status = 'open' AND d.gtin <> ''""",
+            [self.m.pk, self.r.pk],
         )
         self.sql(
             """INSERT INTO recon_customers SELECT customer_id FROM recon_consented

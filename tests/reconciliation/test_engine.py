@@ -699,18 +699,45 @@ def test_a_consent_given_after_a_run_brings_its_records_into_the_next_one(world)
     assert kinds() == ["sale_without_registration"]
 
 
-def test_a_withdrawn_consent_resolves_what_only_its_records_showed(world):
+def _an_unregistered_sale_reconciled_twice(world):
+    """S-1 is open as a sale without registration, after a full and an incremental run, with
+    the consents dated back beyond the window of consent changes."""
     put(world.shop, sale("S-1", occurred_at=world.days(100)))
     give_consents(world)
     run(world)
     assert kinds() == ["sale_without_registration"]
     _consented_long_ago()
     run(world)
+
+
+def test_a_withdrawn_consent_resolves_what_only_its_records_showed(world):
+    _an_unregistered_sale_reconciled_twice(world)
     consent_services.consent_revoke(
         grant=ConsentGrant.objects.get(grantee=world.maker, purpose="warranty")
     )
     third = run(world)
     assert "units_rechecked" in third.counts and third.counts["auto_resolved"] == 1
+    assert kinds() == [] and kinds("resolved") == ["sale_without_registration"]
+
+
+def test_an_erasure_resolves_its_findings_in_the_next_incremental_run(world):
+    """An erasure clears the customer from the records: the next run finds the units of the
+    pair's open findings about that customer by the findings themselves."""
+    from clearinghouse.reconciliation.engine import RECORD_OVERLAP
+    from clearinghouse.reconciliation.models import PairState
+    from consent import identity
+    from consent.selectors import customer_by_identifier
+
+    _an_unregistered_sale_reconciled_twice(world)
+    # As if thousands of records had arrived since: the tombstoned sale is not in the overlap
+    # that each run reads again.
+    PairState.objects.update(record_watermark=F("record_watermark") + 2 * RECORD_OVERLAP)
+    alice = customer_by_identifier(
+        identity.parse_identifier(kind="email", value="alice@example.org")
+    )
+    consent_services.customer_erase(customer=alice)
+    third = run(world)
+    assert third.counts["units_rechecked"] == 1 and third.counts["auto_resolved"] == 1
     assert kinds() == [] and kinds("resolved") == ["sale_without_registration"]
 
 
