@@ -491,7 +491,7 @@ REFERENCE_PYTHON = 10.6
 def baseline_join(cursor, *, shop_id, maker_id, repeats=3, temp=True):
     """For context: one hand-written join of the sale↔registration match into the cheapest
     result table, timed: a temp table, or a logged one without a key (``temp=False``)."""
-    from clearinghouse.reconciliation.engine import SAME_CUSTOMER
+    from clearinghouse.reconciliation.engine import SALE_REGISTRATION_CUSTOMER
 
     times, rows = [], 0
     for _ in range(repeats):
@@ -503,7 +503,7 @@ def baseline_join(cursor, *, shop_id, maker_id, repeats=3, temp=True):
                 FROM {TABLE} s JOIN {TABLE} g USING (gtin, serial)
                 WHERE s.kind = 'sale' AND g.kind = 'warranty_registration'
                   AND s.submitted_by_id = %s AND g.submitted_by_id = %s
-                  AND {SAME_CUSTOMER.format(a="s", b="g")}""",
+                  AND {SALE_REGISTRATION_CUSTOMER}""",
             [shop_id, maker_id],
         )
         times.append(time.monotonic() - began)
@@ -542,7 +542,7 @@ def baseline_join_stored(cursor, *, shop_id, maker_id, repeats=3):
     """The goal's baseline: the same join written the way links are stored, into a logged table
     keyed like the links table (its primary key), in key order. The difference to
     ``baseline_join`` is what durability and the key cost."""
-    from clearinghouse.reconciliation.engine import SAME_CUSTOMER
+    from clearinghouse.reconciliation.engine import SALE_REGISTRATION_CUSTOMER
 
     times = []
     for _ in range(repeats):
@@ -558,7 +558,7 @@ def baseline_join_stored(cursor, *, shop_id, maker_id, repeats=3):
                 FROM {TABLE} s JOIN {TABLE} g USING (gtin, serial)
                 WHERE s.kind = 'sale' AND g.kind = 'warranty_registration'
                   AND s.submitted_by_id = %s AND g.submitted_by_id = %s
-                  AND {SAME_CUSTOMER.format(a="s", b="g")}
+                  AND {SALE_REGISTRATION_CUSTOMER}
                 ORDER BY s.id, g.id""",
             [shop_id, maker_id],
         )

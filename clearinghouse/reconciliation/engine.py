@@ -81,6 +81,8 @@ PAYLOAD_FIELDS = (
 SAME_CUSTOMER = (
     "({a}.customer_id IS NULL OR {b}.customer_id IS NULL OR {a}.customer_id = {b}.customer_id)"
 )
+# The same, between a sale ``s`` and a registration ``g``: as every rule and link writes it.
+SALE_REGISTRATION_CUSTOMER = SAME_CUSTOMER.format(a="s", b="g")
 
 SEVERITY = {
     "registration_date_mismatch": "low",
@@ -513,14 +515,14 @@ class _Run:
         # the links not there yet, in the order of the unique key (each index entry goes to the
         # right-hand end of the index); the unique key still stops a duplicate.
         created = self.sql(
-            """INSERT INTO reconciliation_recordlink (kind, from_record_id, to_record_id, created_at)
+            f"""INSERT INTO reconciliation_recordlink (kind, from_record_id, to_record_id, created_at)
                SELECT 'sale_registration', s.id, g.id, %s
                FROM recon_rec s JOIN recon_rec g
                  ON g.gtin = s.gtin AND g.serial = s.serial AND g.side = 'M' AND g.kind = 'warranty_registration'
-               WHERE s.side = 'R' AND s.kind = 'sale' AND {same_customer}
+               WHERE s.side = 'R' AND s.kind = 'sale' AND {SALE_REGISTRATION_CUSTOMER}
                  AND NOT EXISTS (SELECT 1 FROM reconciliation_recordlink l WHERE l.from_record_id = s.id
                                  AND l.to_record_id = g.id AND l.kind = 'sale_registration')
-               ORDER BY s.id, g.id""".format(same_customer=SAME_CUSTOMER.format(a="s", b="g")),
+               ORDER BY s.id, g.id""",
             [self.now],
         )
         self.counts["links_created"] = created
@@ -534,7 +536,7 @@ class _Run:
     def sales_and_registrations(self):
         tolerance = settings.RECON_DATE_TOLERANCE_DAYS
         self._found(
-            """SELECT 'registration_date_mismatch', true, s.gtin, s.serial, coalesce(s.customer_id, g.customer_id),
+            f"""SELECT 'registration_date_mismatch', true, s.gtin, s.serial, coalesce(s.customer_id, g.customer_id),
                       'date_mismatch:' || s.id || ':' || g.id,
                       jsonb_build_object('days_apart', abs(coalesce((g.purchase_date)::date,
                           (g.occurred_at AT TIME ZONE 'UTC')::date) - (s.occurred_at AT TIME ZONE 'UTC')::date),
@@ -542,24 +544,20 @@ class _Run:
                       ARRAY[s.id, g.id], ARRAY['sale', 'registration']
                FROM recon_rec s JOIN recon_rec g
                  ON g.gtin = s.gtin AND g.serial = s.serial AND g.side = 'M' AND g.kind = 'warranty_registration'
-               WHERE s.side = 'R' AND s.kind = 'sale' AND {same_customer}
+               WHERE s.side = 'R' AND s.kind = 'sale' AND {SALE_REGISTRATION_CUSTOMER}
                  AND abs(coalesce((g.purchase_date)::date, (g.occurred_at AT TIME ZONE 'UTC')::date)
-                         - (s.occurred_at AT TIME ZONE 'UTC')::date) > %s""".format(
-                same_customer=SAME_CUSTOMER.format(a="s", b="g")
-            ),
+                         - (s.occurred_at AT TIME ZONE 'UTC')::date) > %s""",
             [tolerance, tolerance],
         )
         self._found(
-            """SELECT 'sale_without_registration', true, s.gtin, s.serial, s.customer_id, 'no_registration:' || s.id,
+            f"""SELECT 'sale_without_registration', true, s.gtin, s.serial, s.customer_id, 'no_registration:' || s.id,
                       jsonb_build_object('grace_days', %s::int), ARRAY[s.id], ARRAY['sale']
                FROM recon_rec s
                WHERE s.side = 'R' AND s.kind = 'sale' AND s.occurred_at <= %s
                  AND NOT EXISTS (SELECT 1 FROM recon_rec g WHERE g.side = 'M' AND g.kind = 'warranty_registration'
-                                 AND g.gtin = s.gtin AND g.serial = s.serial AND {same_customer})
+                                 AND g.gtin = s.gtin AND g.serial = s.serial AND {SALE_REGISTRATION_CUSTOMER})
                  AND NOT EXISTS (SELECT 1 FROM recon_rest x WHERE x.side = 'R' AND x.kind = 'return'
-                                 AND x.gtin = s.gtin AND x.serial = s.serial AND x.occurred_at >= s.occurred_at)""".format(
-                same_customer=SAME_CUSTOMER.format(a="s", b="g")
-            ),
+                                 AND x.gtin = s.gtin AND x.serial = s.serial AND x.occurred_at >= s.occurred_at)""",
             [
                 settings.RECON_REGISTRATION_GRACE_DAYS,
                 self.now - timedelta(days=settings.RECON_REGISTRATION_GRACE_DAYS),
@@ -818,7 +816,7 @@ class _Run:
                                  AND s.gtin = g.gtin AND s.serial = g.serial AND {same_r})
                  AND NOT EXISTS (SELECT 1 FROM recon_other_sale a WHERE a.gtin = g.gtin AND a.serial = g.serial
                                  AND {same_other})""".format(
-                same_r=SAME_CUSTOMER.format(a="s", b="g"),
+                same_r=SALE_REGISTRATION_CUSTOMER,
                 same_other=SAME_CUSTOMER.format(a="a", b="g"),
             ),
             [grace_cutoff],
