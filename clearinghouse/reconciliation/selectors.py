@@ -26,8 +26,34 @@ def discrepancies_visible(*, partner, at=None):
         Discrepancy.objects.for_partner(partner)
         .annotate(hidden=Exists(hidden))
         .filter(hidden=False)
+        # A sale without registration rests on the registrations the retailer may see; the
+        # manufacturer is not told that a unit it registered is unregistered (once resolved or
+        # dismissed, the finding says nothing of the kind).
+        .exclude(
+            Q(manufacturer_id=partner.pk, kind="sale_without_registration", status="open")
+            & _registered()
+        )
         .select_related("manufacturer", "retailer")
     )
+
+
+def _registered():
+    """For a discrepancy: its manufacturer's own registration of the unit, live, of the
+    finding's customer where both name one (the run's match, from the manufacturer's side)."""
+    registrations = InteractionRecord.objects.unscoped().filter(
+        submitted_by_id=OuterRef("manufacturer_id"),
+        kind="warranty_registration",
+        gtin=OuterRef("gtin"),
+        serial=OuterRef("serial"),
+        tombstoned_at__isnull=True,
+    )
+    return Q(
+        Exists(
+            registrations.filter(
+                Q(customer_id__isnull=True) | Q(customer_id=OuterRef("customer_id"))
+            )
+        )
+    ) | Q(Q(customer_id__isnull=True) & Exists(registrations))
 
 
 # What a finding's product and detail values reveal of its evidence records (projection,
@@ -217,23 +243,13 @@ def customer_prompts(*, customer_id):
     open_ = (
         Discrepancy.objects.unscoped()  # the customer's own findings, across pairs
         .filter(customer_id=customer_id, kind="sale_without_registration", status="open")
+        # The finding rests on what the retailer may see: the manufacturer may hold a
+        # registration that is not shared back. The customer is told only what is true.
+        .exclude(_registered())
         .select_related("manufacturer", "retailer")
     )
     for d in open_:
-        # The finding rests on what the retailer may see: the manufacturer may hold a
-        # registration that is not shared back. The customer is told only what is true.
-        registered = (
-            InteractionRecord.objects.unscoped()
-            .filter(
-                submitted_by=d.manufacturer,
-                kind="warranty_registration",
-                gtin=d.gtin,
-                serial=d.serial,
-                tombstoned_at__isnull=True,
-            )
-            .exists()
-        )
-        if not registered and consent_allows(
+        if consent_allows(
             partner=d.manufacturer, customer_id=customer_id, purpose="warranty", category="purchase"
         ):
             prompts.append(
