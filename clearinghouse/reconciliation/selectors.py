@@ -2,10 +2,12 @@
 every record it rests on (through the one visibility decision), so nothing leaks through it."""
 
 from django.db.models import Exists, OuterRef, Q
+from django.db.models.functions import Collate
 
 from clearinghouse.records.models import InteractionRecord
 from clearinghouse.records.visibility import read, visible_records
 from consent.services import Access, access_record
+from partners.models import Partner
 from partners.record_kinds import KINDS
 
 from .models import (
@@ -18,12 +20,16 @@ from .models import (
 
 
 def discrepancies_visible(*, partner, at=None):
-    visible_ids = visible_records(partner=partner, at=at).queryset.values("id")
-    hidden = DiscrepancyEvidence.objects.filter(discrepancy=OuterRef("pk")).exclude(
-        record_id__in=visible_ids
-    )
+    # Each evidence record looked up by its key among the visible ones (NOT EXISTS, never NOT
+    # IN: PostgreSQL cannot turn a NOT IN into an anti-join, and past work_mem it compares each
+    # evidence row with every visible id in turn).
+    visible = visible_records(partner=partner, at=at).queryset.filter(pk=OuterRef("record_id"))
+    hidden = DiscrepancyEvidence.objects.filter(discrepancy=OuterRef("pk")).exclude(Exists(visible))
+    # A partner is a party on one side only: the side's queue index, in the queue's order.
+    side = "manufacturer" if partner.kind == Partner.Kind.MANUFACTURER else "retailer"
     return (
         Discrepancy.objects.for_partner(partner)
+        .filter(**{side: partner})
         .annotate(hidden=Exists(hidden))
         .filter(hidden=False)
         # A sale without registration rests on the registrations the retailer may see; the
@@ -40,11 +46,12 @@ def discrepancies_visible(*, partner, at=None):
 def _registered():
     """For a discrepancy: its manufacturer's own registration of the unit, live, of the
     finding's customer where both name one (the run's match, from the manufacturer's side)."""
+    # The finding's unit in the records' collation, so that the unit index finds it.
     registrations = InteractionRecord.objects.unscoped().filter(
         submitted_by_id=OuterRef("manufacturer_id"),
         kind="warranty_registration",
-        gtin=OuterRef("gtin"),
-        serial=OuterRef("serial"),
+        gtin=Collate(OuterRef("gtin"), "default"),
+        serial=Collate(OuterRef("serial"), "default"),
         tombstoned_at__isnull=True,
     )
     return Q(
