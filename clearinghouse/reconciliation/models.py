@@ -234,11 +234,14 @@ class Discrepancy(models.Model):
             ),
         ]
         indexes = [
+            # Each side's queue in its whole order (opened_at, then id: a run opens its
+            # findings at one instant), so that a page is read off the index and stops.
             models.Index(
-                fields=["manufacturer", "status", "-opened_at"], name="discrepancy_maker_queue"
+                fields=["manufacturer", "status", "-opened_at", "-id"],
+                name="discrepancy_maker_queue",
             ),
             models.Index(
-                fields=["retailer", "status", "-opened_at"], name="discrepancy_shop_queue"
+                fields=["retailer", "status", "-opened_at", "-id"], name="discrepancy_shop_queue"
             ),
             models.Index(fields=["gtin", "serial"], name="discrepancy_unit"),
         ]
