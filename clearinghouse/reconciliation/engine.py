@@ -32,6 +32,7 @@ from consent.models import ConsentGrant
 from partners.models import AgreementVersion, SharingAgreement
 
 from .models import Discrepancy, PairState, ReconciliationRun, WarrantyTerms
+from .notify import anybody_listens, discrepancies_opened, discrepancies_updated
 
 logger = logging.getLogger(__name__)
 RECORD_OVERLAP = 5000
@@ -152,7 +153,7 @@ def reconcile_pair(*, manufacturer, retailer, trigger="manual", full=False, prog
             resolved = counts.pop("resolved_ids", [])
             # The run's webhooks go in its outbox, in its transaction: nothing to announce, or
             # nobody listening, and it is announced already.
-            if (opened or resolved) and _anybody_listens(manufacturer, retailer):
+            if (opened or resolved) and anybody_listens((manufacturer, retailer)):
                 run.pending_opened, run.pending_resolved = opened, resolved
             else:
                 run.announced_at = timezone.now()
@@ -187,16 +188,6 @@ def reconcile_pair(*, manufacturer, retailer, trigger="manual", full=False, prog
     return run
 
 
-def _anybody_listens(*parties):
-    from partners.webhooks import webhook_subscribed
-
-    return any(
-        webhook_subscribed(partner=partner, event_type=event_type)
-        for partner in parties
-        for event_type in ("discrepancy.opened", "discrepancy.updated")
-    )
-
-
 def _announce_later(run_id):
     from .tasks import announce_run
 
@@ -211,8 +202,6 @@ def run_announce(*, run_id):
     empty its outbox, in one transaction: a worker killed half-way leaves the outbox as it was,
     and the events it had stored are found again by their dedupe keys. Returns how many
     discrepancies were announced, or None when there was nothing to do."""
-    from .notify import discrepancies_opened, discrepancies_updated
-
     with transaction.atomic():
         run = (
             ReconciliationRun.objects.select_for_update(skip_locked=True)

@@ -34,6 +34,19 @@ def _payload(partner, discrepancy):
     }, [item["ref"] for item in evidence]
 
 
+OPENED, UPDATED = "discrepancy.opened", "discrepancy.updated"
+
+
+def anybody_listens(parties):
+    """Whether any of ``parties`` subscribes to a discrepancy event (a run nobody listens to
+    keeps no outbox)."""
+    return any(
+        webhook_subscribed(partner=partner, event_type=event_type)
+        for partner in parties
+        for event_type in (OPENED, UPDATED)
+    )
+
+
 def _emit(ids, event_type, chunk=500, parties=None):
     """Look at the discrepancies only for parties that subscribed, a chunk at a time: a full run
     may open hundreds of thousands of findings. ``parties``: the partners the discrepancies can
@@ -65,8 +78,8 @@ def _emit(ids, event_type, chunk=500, parties=None):
 
 
 def discrepancies_opened(ids, parties=None):
-    _emit(ids, "discrepancy.opened", parties=parties)
+    _emit(ids, OPENED, parties=parties)
 
 
 def discrepancies_updated(ids, parties=None):
-    _emit(ids, "discrepancy.updated", parties=parties)
+    _emit(ids, UPDATED, parties=parties)
