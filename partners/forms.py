@@ -10,6 +10,9 @@ from . import sign_in_limits
 from .models import Partner, Role, Scope, User
 from .selectors import membership_for_user
 
+# What the e-mail columns hold (a form's EmailField would take the 320 characters RFC 5321 allows).
+EMAIL_MAX = User._meta.get_field("email").max_length
+
 
 def client_ip(request):
     return request.META.get("REMOTE_ADDR", "") if request else ""
@@ -97,9 +100,9 @@ class RegistrationForm(PasswordPairMixin, forms.Form):
     kind = forms.ChoiceField(
         label="We are a", choices=Partner.Kind.choices, widget=forms.RadioSelect
     )
-    contact_email = forms.EmailField(label="Organisation contact e-mail")
+    contact_email = forms.EmailField(label="Organisation contact e-mail", max_length=EMAIL_MAX)
     admin_name = forms.CharField(label="Your name", max_length=150)
-    admin_email = forms.EmailField(label="Your e-mail (you sign in with it)")
+    admin_email = forms.EmailField(label="Your e-mail (you sign in with it)", max_length=EMAIL_MAX)
     password1 = forms.CharField(
         label="Password",
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
@@ -131,7 +134,7 @@ class InvitationAcceptForm(PasswordPairMixin, forms.Form):
 
 
 class InviteForm(forms.Form):
-    email = forms.EmailField(label="E-mail address")
+    email = forms.EmailField(label="E-mail address", max_length=EMAIL_MAX)
     role = forms.ChoiceField(choices=Role.choices, initial=Role.VIEWER)
 
 

@@ -194,6 +194,32 @@ def test_invitation_link_lets_a_colleague_join(make_partner, client):
     assert client.get(url).status_code == 404  # used
 
 
+LONG_EMAIL = "a" * 60 + "@" + ".".join(["b" * 60] * 4) + ".example"  # 317 characters
+
+
+def test_an_address_longer_than_the_column_is_a_form_error_not_a_500(make_partner, client):
+    """A form's EmailField takes the 320 characters RFC 5321 allows; the column holds 254."""
+    partner, admin = make_partner()
+    client.force_login(admin)
+    assert len(LONG_EMAIL) > 254
+    response = client.post("/portal/staff/invite/", {"email": LONG_EMAIL, "role": "analyst"})
+    assert response.status_code == 200 and "at most 254" in response.content.decode()
+    assert not partner.invitations.exists()
+    with pytest.raises(services.ValidationError):
+        services.staff_invite(partner=partner, email=LONG_EMAIL, role="viewer", invited_by=admin)
+    client.logout()
+    response = client.post("/portal/register/", registration(admin_email=LONG_EMAIL))
+    assert response.status_code == 200 and "at most 254" in response.content.decode()
+    with pytest.raises(services.ValidationError):
+        services.partner_register(
+            name="Long Ltd",
+            kind="retailer",
+            contact_email="c@long.example",
+            admin_email=LONG_EMAIL,
+            admin_password=PASSWORD,
+        )
+
+
 def test_forged_invitation_link_is_404(db, client):
     assert client.get("/portal/join/forged-token/").status_code == 404
 
