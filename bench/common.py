@@ -200,6 +200,8 @@ class Gunicorn:
         command = [
             str(VENV_BIN / "gunicorn"),
             "clearinghouse.wsgi:application",
+            "--config",
+            "python:clearinghouse.serving",
             "--workers",
             str(self.workers),
             "--bind",

@@ -14,7 +14,9 @@ from celery.signals import before_task_publish, task_postrun, task_prerun, worke
 from .logs import request_id
 from .runtime import settle
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "clearinghouse.settings.development")
+# As wsgi.py and asgi.py: importing the package (every entry point does, before its own module
+# runs) must not choose the development settings, whose DEBUG shows tracebacks to anyone.
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "clearinghouse.settings.production")
 
 app = Celery("clearinghouse")
 app.config_from_object("django.conf:settings", namespace="CELERY")

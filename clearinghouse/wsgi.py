@@ -5,8 +5,9 @@ import os
 from django.core.wsgi import get_wsgi_application
 
 from .runtime import settle
+from .serving import ChunkedBodies
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "clearinghouse.settings.production")
 
-application = get_wsgi_application()
+application = ChunkedBodies(get_wsgi_application())
 settle()

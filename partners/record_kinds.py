@@ -53,6 +53,8 @@ class Field:
         if t == INTEGER:
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ValueError("must be an integer")
+            if not -(2**63) <= value < 2**63:  # what PostgreSQL's bigint holds
+                raise ValueError("is out of range: integers are 64-bit")
         elif t == NUMBER:
             if (
                 isinstance(value, bool)
@@ -89,7 +91,7 @@ class Field:
     def json_schema(self):
         base = {
             STRING: {"type": "string", "maxLength": self.max_length},
-            INTEGER: {"type": "integer"},
+            INTEGER: {"type": "integer", "format": "int64"},
             NUMBER: {"type": "number"},
             BOOLEAN: {"type": "boolean"},
             DATE: {"type": "string", "format": "date"},

@@ -6,7 +6,7 @@ from django.core import signing
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from .models import ApiCredential, Invitation, Membership, Partner, PartnerEvent
+from .models import ApiCredential, Invitation, Membership, Partner, PartnerEvent, User
 
 INVITATION_SALT = "partners.invitation"
 
@@ -19,8 +19,9 @@ def active_partner_by_slug(slug):
 
 
 def membership_for_user(user):
-    """The user's membership with its partner, or None for operators and anonymous users."""
-    if not getattr(user, "is_authenticated", False):
+    """The user's membership with its partner, or None for operators, anonymous users and
+    API keys (the browsable API renders the portal's navigation for a key's request too)."""
+    if not isinstance(user, User) or not user.is_authenticated:
         return None
     try:
         return Membership.objects.select_related("partner").get(user=user)

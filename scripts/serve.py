@@ -35,6 +35,8 @@ def main():
         "web": [
             str(VENV_BIN / "gunicorn"),
             "clearinghouse.wsgi:application",
+            "--config",
+            "python:clearinghouse.serving",
             "--bind",
             f"{host}:{port}",
             "--workers",

@@ -21,7 +21,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from psycopg.errors import UniqueViolation
 
-from clearinghouse.records.ingest import _parse_time
+from partners.api.bodies import BadRow, parse_moment
 
 from .catalogue import METRICS
 from .models import Device
@@ -77,8 +77,8 @@ class ReadingBatch:
             self.errors.append({"index": index, "field": name, "message": message})
 
     def feed(self, rows):
-        """Take reading dicts, or ``(None, message)`` for a row that could not be parsed (a bad
-        NDJSON line): it is rejected but still takes an index."""
+        """Take reading dicts, or a ``BadRow`` for a row that could not be parsed (a bad NDJSON
+        line): it is rejected but still takes an index."""
         metrics, times, pending = METRICS, self.times, self.pending
         for row in rows:
             index = self.count
@@ -104,8 +104,8 @@ class ReadingBatch:
                 pending.append((index, serial, metric, text, value))
                 if len(pending) >= CHUNK:
                     self.flush()
-            elif type(row) is tuple:
-                self._reject(index, None, row[1])
+            elif type(row) is BadRow:
+                self._reject(index, row.field, row.message)
             else:
                 self._check(index, row)
 
@@ -144,7 +144,7 @@ class ReadingBatch:
         if cacheable and value in self.times:
             return self.times[value]
         try:
-            moment = _parse_time(value)
+            moment = parse_moment(value)
         except ValueError as exc:
             verdict = (str(exc),)
         else:

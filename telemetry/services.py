@@ -96,7 +96,7 @@ def devices_register(*, partner, rows):
 
 
 def readings_ingest(*, partner, rows, max_rows):
-    """Ingest an iterable of reading dicts (or ``(None, message)`` for unparseable rows) in one
+    """Ingest an iterable of reading dicts (or ``BadRow`` for unparseable rows) in one
     transaction; returns {accepted, duplicates, rejected, errors}. After commit, the touched
     devices' roll-ups are refreshed and their rules evaluated by workers. ``BatchTooLarge`` and
     any error raised by the iterable roll everything back."""

@@ -151,12 +151,13 @@ def world(db, operator):
     key = partner_services.credential_create(
         partner=maker, name="fuzz", scopes=list(Scope.values), created_by=admin
     ).key
-    return {"partners": partners, "maker": maker, "key": key}
+    return {"partners": partners, "maker": maker, "key": key, "admin": admin}
 
 
 def object_pools(maker):
     """Real path parameters of the manufacturer's own objects, by operation path."""
     from clearinghouse.reconciliation import selectors as recon_selectors
+    from clearinghouse.reconciliation.models import WarrantyTerms
     from clearinghouse.records import visibility
     from consent import notices
     from consent.models import ConsentGrant
@@ -186,6 +187,7 @@ def object_pools(maker):
         ],
         "/api/v1/webhook-deliveries/{id}": ids(webhooks.delivery_list(partner=maker)),
         "/api/v1/webhooks/{id}": ids(webhooks.endpoint_list(partner=maker)),
+        "/api/v1/warranty-terms/{id}": ids(WarrantyTerms.objects.for_partner(maker)),
     }
     for path in list(pools):
         for suffix in ("/revoke", "/comments", "/dismiss", "/reopen", "/resolve", "/acknowledge"):
@@ -319,3 +321,41 @@ def test_every_operation_survives_fuzzing(world, in_process_requests):
             f"{label} [{mode}]\n{text}" for (label, mode), text in failures.items()
         )
         pytest.fail(f"{len(failures)} operation/mode pairs failed:\n\n{report}", pytrace=False)
+
+
+def test_every_get_renders_for_a_browser(world, client):
+    """``Accept: text/html`` (a staff member's browser, or a key holder's) on every GET of the
+    schema, with real objects in the path: the browsable API renders, or answers an error as
+    problem+json; never a 500 (the records list raised IndexError: a streamed endpoint
+    declared no parsers for the raw-data form)."""
+    from django.test import Client
+
+    schema = client.get("/api/schema/?format=json").json()
+    pools = object_pools(world["maker"])
+    browser = Client()
+    browser.force_login(world["admin"])
+    keyed = Client(HTTP_AUTHORIZATION=f"Bearer {world['key']}")
+    problems, seen = [], 0
+    for path, item in schema["paths"].items():
+        if "get" not in item:
+            continue
+        if "{" in path:
+            if not pools.get(path):
+                problems.append(f"{path}: no real object to put in the path (object_pools)")
+                continue
+            url = path.format(**pools[path][0])
+        else:
+            url = path
+        for label, actor in (("staff session", browser), ("API key", keyed)):
+            cache.clear()
+            response = actor.get(url, HTTP_ACCEPT="text/html")
+            seen += 1
+            kind = response.get("Content-Type", "")
+            if response.status_code >= 500:
+                problems.append(f"GET {url} as {label}: {response.status_code}")
+            elif response.status_code < 300 and not kind.startswith("text/html"):
+                problems.append(f"GET {url} as {label}: 200 as {kind}")
+            elif response.status_code >= 400 and not kind.startswith(PROBLEM):
+                problems.append(f"GET {url} as {label}: {response.status_code} as {kind}")
+    assert seen > 40
+    assert not problems, "\n".join(problems)

@@ -11,7 +11,7 @@ import hashlib
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import orjson
 from django.core.exceptions import ValidationError
@@ -21,6 +21,7 @@ from django.utils import timezone
 from consent import identity
 from consent.services import customer_sources_touch, identities_resolve
 from consent.staging import row_source, stage_copy, stage_create
+from partners.api.bodies import parse_moment
 from partners.record_kinds import KINDS
 
 from .gtin import normalise_gtin
@@ -66,18 +67,6 @@ class CleanRow:
     serial: str
     payload: dict
     content_hash: str
-
-
-def _parse_time(value):
-    if not isinstance(value, str):
-        raise ValueError("must be an ISO 8601 date-time with a time zone")
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise ValueError("must be an ISO 8601 date-time with a time zone") from None
-    if moment.tzinfo is None:
-        raise ValueError("needs a time zone (e.g. Z or +01:00)")
-    return moment.astimezone(UTC)
 
 
 def _parse_customer(customer, partner, memo):
@@ -153,7 +142,7 @@ def validate_row(index, row, *, partner, now, memo=None):
         err("kind", f"must be one of {', '.join(KINDS)}")
     occurred_at = None
     try:
-        occurred_at = _parse_time(row.get("occurred_at"))
+        occurred_at = parse_moment(row.get("occurred_at"))
         if occurred_at > now + FUTURE_TOLERANCE:
             err("occurred_at", "is in the future")
     except ValueError as exc:
@@ -273,12 +262,12 @@ class BatchIngest:
             if len(self.pending) >= CHUNK:
                 self.flush()
 
-    def reject(self, message):
+    def reject(self, message, field=None):
         """A row that could not even be parsed (a bad NDJSON line) still takes an index."""
         if self.count >= self.max_rows:
             raise BatchTooLarge(self.max_rows)
         self.results.append(
-            RowResult(self.count, None, errors=[{"field": None, "message": message}])
+            RowResult(self.count, None, errors=[{"field": field, "message": message}])
         )
         self.count += 1
 

@@ -73,10 +73,13 @@ class InteractionRecord(models.Model):
 
 class IdempotencyKey(models.Model):
     """The answer to a POST made with an ``Idempotency-Key`` header, kept so that a replay of the
-    same request gets the same answer and creates nothing."""
+    same request gets the same answer and creates nothing. A key belongs to the endpoint it was
+    first sent to (``method`` and ``route``, the URL pattern): sent elsewhere, it is refused."""
 
     partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="+")
     key = models.CharField(max_length=200)
+    method = models.CharField(max_length=10, default="")
+    route = models.CharField(max_length=200, default="")
     request_hash = models.CharField(max_length=64)
     status_code = models.PositiveSmallIntegerField()
     response = models.BinaryField()

@@ -3,6 +3,8 @@
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from partners.api.bodies import BadRow
+
 from .csv_upload import MAX_BYTES
 from .ingest import BatchIngest
 from .models import InteractionRecord, RecordUpload
@@ -10,14 +12,14 @@ from .signals import records_committed
 
 
 def records_ingest(*, partner, rows, max_rows):
-    """Ingest an iterable of row dicts (or ``(None, message)`` for rows that could not be
-    parsed) in one transaction; returns the per-row results. ``BatchTooLarge`` and any error
-    raised by the iterable roll everything back."""
+    """Ingest an iterable of row dicts (or ``BadRow`` for rows that could not be parsed) in one
+    transaction; returns the per-row results. ``BatchTooLarge`` and any error raised by the
+    iterable roll everything back."""
     with transaction.atomic():
         batch = BatchIngest(partner=partner, max_rows=max_rows)
         for row in rows:
-            if isinstance(row, tuple):
-                batch.reject(row[1])
+            if type(row) is BadRow:
+                batch.reject(row.message, field=row.field)
             else:
                 batch.add(row)
         results = batch.finish()

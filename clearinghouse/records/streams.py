@@ -1,13 +1,24 @@
-"""Reading request bodies as streams: JSON arrays element by element (ijson), NDJSON line by
-line, and an Idempotency-Key store that replays the first answer to the same request."""
+"""Reading request bodies as streams: a JSON array element by element, NDJSON line by line (both
+bounded by ``partners.api.bodies``), and an Idempotency-Key store that replays the first answer
+to the same request."""
 
 import hashlib
 import zlib
 
-import ijson
-import orjson
+from django.conf import settings
 from django.db import connection, transaction
 from rest_framework import exceptions
+
+from partners.api.bodies import (
+    BLANK,
+    ITEM_MAX_BYTES,
+    READ_CHUNK,
+    BodyError,
+    PayloadTooLarge,
+    array_elements,
+    element,
+    ndjson_lines,
+)
 
 from .models import IdempotencyKey
 
@@ -18,110 +29,80 @@ NDJSON = (
     "application/jsonl",
     "application/x-jsonlines",
 )
-SINGLE_OBJECT_LIMIT = 1024 * 1024
 
 
 class HashingReader:
-    """A file-like view of the request body that hashes every byte read (for Idempotency-Key)."""
+    """A file-like view of the request body that hashes every byte read (for Idempotency-Key)
+    and refuses a body over ``INGEST_MAX_BODY_BYTES`` (413) whatever its headers said."""
 
-    def __init__(self, stream):
+    def __init__(self, stream, limit=None):
         self.stream = stream
         self.digest = hashlib.sha256()
-        self.pushed = b""
+        self.limit = settings.INGEST_MAX_BODY_BYTES if limit is None else limit
+        self.total = 0
 
     def read(self, size=-1):
-        if size == 0:  # ijson probes read(0) to tell bytes from text
-            return b""
-        if self.pushed:
-            if size is None or size < 0:
-                data, self.pushed = self.pushed, b""
-                return data + self._read(-1)
-            data, self.pushed = self.pushed[:size], self.pushed[size:]
-            return data
-        return self._read(size)
-
-    def _read(self, size):
         data = self.stream.read(size) if size and size > 0 else self.stream.read()
+        self.total += len(data)
+        if self.total > self.limit:
+            raise PayloadTooLarge(f"The body must be at most {self.limit} bytes.")
         self.digest.update(data)
         return data
 
-    def unread(self, data):
-        self.pushed = data + self.pushed
-
     def drain(self):
-        while self._read(65536):
+        while self.read(READ_CHUNK):
             pass
 
     def hexdigest(self):
         return self.digest.hexdigest()
 
 
-def first_byte(reader):
-    """The first non-blank byte of the body (pushed back for the parser), or b'' when empty."""
-    while True:
-        chunk = reader.read(4096)
-        if not chunk:
-            return b""
-        stripped = chunk.lstrip()
-        if stripped:
-            reader.unread(stripped)
-            return stripped[:1]
-
-
 def json_rows(reader):
-    """(is_single, iterator of rows) for an application/json body: one object or an array."""
-    head = first_byte(reader)
-    if head == b"{":
-        body = reader.read(SINGLE_OBJECT_LIMIT + 1)
-        if len(body) > SINGLE_OBJECT_LIMIT:
-            raise exceptions.ParseError(
-                "A single record must be under 1 MiB; send batches as arrays."
-            )
-        try:
-            return True, iter([orjson.loads(body)])
-        except orjson.JSONDecodeError as exc:
-            raise exceptions.ParseError(f"The body is not valid JSON: {exc}") from exc
-    if head == b"[":
-        return False, _array_items(reader)
+    """(is_single, iterator of rows) for an application/json body: one object or an array.
+    A row is its value, or a ``BadRow`` when it breaks a bound of ``partners.api.bodies``."""
+    head = b""
+    while not head:
+        chunk = reader.read(READ_CHUNK)
+        if not chunk:
+            break
+        head = chunk.lstrip(BLANK)
+    if head[:1] == b"{":
+        return True, iter([element(_rest_of_one(reader, head))])
+    if head[:1] == b"[":
+        return False, _refused_whole(array_elements(reader, first=head))
     raise exceptions.ParseError(
         "The body must be a JSON object (one record) or an array of records."
     )
 
 
-def _array_items(reader):
+def _rest_of_one(reader, head):
+    """The body of a single object, whole; under ``ITEM_MAX_BYTES`` (413 beyond)."""
+    parts, size = [head], len(head)
+    while size <= ITEM_MAX_BYTES:
+        chunk = reader.read(READ_CHUNK)
+        if not chunk:
+            return b"".join(parts)
+        parts.append(chunk)
+        size += len(chunk)
+    raise PayloadTooLarge(
+        f"A single record must be at most {ITEM_MAX_BYTES} bytes; send batches as arrays."
+    )
+
+
+def _refused_whole(elements):
+    """Each element parsed (or a ``BadRow``); a body that is not an array at all is a 400."""
     try:
-        yield from ijson.items(reader, "item", use_float=True)
-    except ijson.JSONError as exc:
-        raise exceptions.ParseError(f"The body is not valid JSON: {exc}") from exc
+        for data in elements:
+            yield data if type(data) is not bytes else element(data)
+    except BodyError as exc:
+        raise exceptions.ParseError(f"The body {exc.message}.") from None
 
 
-def ndjson_rows(reader, chunk_size=1 << 20):
-    """One record per line; a line that is not JSON becomes a rejected row, the rest go on.
-
-    The body is read in large chunks and split into lines here: a read per line costs more than
-    parsing the line."""
-    loads, invalid = orjson.loads, orjson.JSONDecodeError
-    lineno = 0
-    rest = b""
-    while rest is not None:
-        data = reader.read(chunk_size)
-        if data:
-            lines = (rest + data).split(b"\n")
-            rest = lines.pop()  # an unfinished line waits for the next chunk
-        else:
-            lines, rest = [rest], None
-        for line in lines:
-            lineno += 1
-            try:
-                yield loads(line)
-            except invalid:
-                line = line.strip()
-                if not line:
-                    continue
-                try:
-                    yield loads(line)
-                except invalid:
-                    yield (None, f"line {lineno} is not valid JSON")
+def ndjson_rows(reader):
+    """One record per line; a line that is not JSON, or breaks a bound, becomes a ``BadRow``
+    and the rest go on."""
+    for number, line in ndjson_lines(reader):
+        yield element(line, line=number)
 
 
 def _check_key(key):
@@ -129,12 +110,14 @@ def _check_key(key):
         raise exceptions.ValidationError({"Idempotency-Key": "must be 1-200 printable characters"})
 
 
-def idempotent(*, partner, key, reader, process):
+def idempotent(*, partner, key, reader, process, method, route):
     """Run ``process()`` → (status, content_type, body) once per (partner, key).
 
-    A replay with the same key and the same body gets the stored answer and changes nothing; the
-    same key with a different body is refused (422). The answer is stored in the same transaction
-    as the rows it describes, and concurrent requests with one key wait for each other.
+    A replay with the same key, to the same endpoint (``method`` and ``route``, the URL
+    pattern), with the same body gets the stored answer and changes nothing; the same key with
+    a different body, or sent to another endpoint, is refused (422). The answer is stored in the
+    same transaction as the rows it describes, and concurrent requests with one key wait for
+    each other.
     """
     if not key:
         return process()
@@ -147,6 +130,11 @@ def idempotent(*, partner, key, reader, process):
             )
         stored = IdempotencyKey.objects.filter(partner=partner, key=key).first()
         if stored is not None:
+            if (stored.method, stored.route) != (method, route):
+                raise IdempotencyMismatch(
+                    f"This Idempotency-Key was used for another endpoint "
+                    f"({stored.method} /{stored.route}); use a new key for each request."
+                )
             reader.drain()
             if reader.hexdigest() != stored.request_hash:
                 raise IdempotencyMismatch()
@@ -156,6 +144,8 @@ def idempotent(*, partner, key, reader, process):
         IdempotencyKey.objects.create(
             partner=partner,
             key=key,
+            method=method,
+            route=route,
             request_hash=reader.hexdigest(),
             status_code=status,
             content_type=content_type,

@@ -60,9 +60,13 @@ MIDDLEWARE = [
     "clearinghouse.middleware.TrustedProxyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "clearinghouse.middleware.SecurityHeadersMiddleware",
+    # Inside the headers above, outside everything that can answer an API request with an error.
+    "clearinghouse.middleware.APIProblemsMiddleware",
     # Outside CommonMiddleware, so that its early answers (a refused Host: 400) carry it too.
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "clearinghouse.middleware.FormContentTypeMiddleware",
+    # Before the CSRF check, whose process_view reads a form's body.
+    "clearinghouse.middleware.RequestBodyLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -292,7 +296,8 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # Bounded before parsing: size, depth, strings, numbers (partners/api/bodies.py).
+    "DEFAULT_PARSER_CLASSES": ["partners.api.bodies.BoundedJSONParser"],
     "DEFAULT_PAGINATION_CLASS": "partners.api.pagination.CursorPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
@@ -365,6 +370,11 @@ CUSTOMER_SESSION_MINUTES = int(env("CUSTOMER_SESSION_MINUTES", "60"))
 
 # Records per ingest request (JSON array or NDJSON).
 RECORDS_MAX_BATCH = int(env("RECORDS_MAX_BATCH", "10000"))
+# Request bodies: an ingest's (records, readings; streamed), any other API body (parsed whole),
+# and a page's form. Larger bodies are refused with 413 before they are read.
+INGEST_MAX_BODY_BYTES = int(env("INGEST_MAX_BODY_BYTES", str(256 * 1024 * 1024)))
+API_MAX_BODY_BYTES = int(env("API_MAX_BODY_BYTES", str(8 * 1024 * 1024)))
+PAGE_MAX_BODY_BYTES = int(env("PAGE_MAX_BODY_BYTES", str(6 * 1024 * 1024)))
 
 # Telemetry: readings per request, default raw-reading retention (days), and the loyalty points
 # the retailer's webhook suggests as goodwill when a customer accepts a proactive check.

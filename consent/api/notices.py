@@ -9,6 +9,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from partners.api.base import PartnerScopedViewSet
+from partners.api.fields import StrictCharField, StrictModelSerializer
 from partners.api.params import boolean_param
 from partners.models import Scope
 
@@ -16,9 +17,9 @@ from .. import notices
 from ..models import RecipientNotice
 
 
-class NoticeSerializer(serializers.ModelSerializer):
+class NoticeSerializer(StrictModelSerializer):
     # Plain strings, not enums: a "kind" enum would collide with the partner's in the schema.
-    kind = serializers.CharField(read_only=True, help_text="revocation or erasure")
+    kind = StrictCharField(read_only=True, help_text="revocation or erasure")
     customer = serializers.UUIDField(
         source="customer_id", read_only=True, help_text="The pseudonymous customer reference."
     )
@@ -28,7 +29,7 @@ class NoticeSerializer(serializers.ModelSerializer):
         allow_null=True,
         help_text="The withdrawn consent (revocations only).",
     )
-    acknowledged_via = serializers.CharField(
+    acknowledged_via = StrictCharField(
         read_only=True, help_text="webhook, api, portal, or empty while unacknowledged"
     )
     acknowledge_url = serializers.SerializerMethodField()

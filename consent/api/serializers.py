@@ -2,6 +2,8 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from partners.api.fields import MomentField, StrictCharField, StrictSlugField
+
 from .. import identity
 from ..catalogue import CATEGORIES, PURPOSES
 
@@ -12,8 +14,8 @@ class IdentifierSerializer(serializers.Serializer):
     normalised form."""
 
     kind = serializers.ChoiceField(choices=identity.KINDS)
-    value = serializers.CharField(required=False, max_length=320, trim_whitespace=False)
-    sha256 = serializers.CharField(required=False, max_length=64)
+    value = StrictCharField(required=False, max_length=320, trim_whitespace=False)
+    sha256 = StrictCharField(required=False, max_length=64)
 
     def validate(self, data):
         programme = self.context.get("programme")
@@ -29,11 +31,9 @@ class IdentifierSerializer(serializers.Serializer):
 
 
 class EvidenceSerializer(serializers.Serializer):
-    channel = serializers.CharField(
-        max_length=60, help_text="e.g. 'checkout', 'app', 'call-centre'"
-    )
-    text_shown = serializers.CharField(max_length=5000)
-    collected_at = serializers.DateTimeField()
+    channel = StrictCharField(max_length=60, help_text="e.g. 'checkout', 'app', 'call-centre'")
+    text_shown = StrictCharField(max_length=5000)
+    collected_at = MomentField(past=True)
 
 
 class ConsentCreateSerializer(serializers.Serializer):
@@ -46,33 +46,33 @@ class ConsentCreateSerializer(serializers.Serializer):
         max_length=len(CATEGORIES),
     )
     policy_version = serializers.IntegerField(required=False, min_value=1)
-    grantee = serializers.SlugField(
+    grantee = StrictSlugField(
         required=False,
         help_text="The partner the customer consented to (its slug); the caller when omitted. "
         "A retailer may record, at its till, a consent given to a manufacturer.",
     )
     evidence = EvidenceSerializer()
-    expires_at = serializers.DateTimeField(required=False, allow_null=True)
+    expires_at = MomentField(required=False, allow_null=True)
 
 
 class ReceiptDocumentSerializer(serializers.Serializer):
     receipt = serializers.DictField(help_text="The signed payload (canonical JSON is signed).")
-    signature = serializers.CharField(help_text="Ed25519 signature, base64url")
-    kid = serializers.CharField(help_text="Key id in /.well-known/clearinghouse-receipt-keys.json")
-    alg = serializers.CharField()
+    signature = StrictCharField(help_text="Ed25519 signature, base64url")
+    kid = StrictCharField(help_text="Key id in /.well-known/clearinghouse-receipt-keys.json")
+    alg = StrictCharField()
 
 
 class ConsentSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     customer = serializers.UUIDField(source="customer_id", help_text="Pseudonymous reference.")
-    grantee = serializers.CharField(source="grantee.slug")
-    purpose = serializers.CharField()
-    categories = serializers.ListField(child=serializers.CharField())
+    grantee = StrictCharField(source="grantee.slug")
+    purpose = StrictCharField()
+    categories = serializers.ListField(child=StrictCharField())
     policy_version = serializers.IntegerField()
-    source = serializers.CharField()
-    granted_at = serializers.DateTimeField()
-    expires_at = serializers.DateTimeField(allow_null=True)
-    revoked_at = serializers.DateTimeField(allow_null=True)
+    source = StrictCharField()
+    granted_at = MomentField()
+    expires_at = MomentField(allow_null=True)
+    revoked_at = MomentField(allow_null=True)
     receipt = serializers.SerializerMethodField()
 
     @extend_schema_field(ReceiptDocumentSerializer(allow_null=True))
@@ -90,17 +90,17 @@ class ConsentSerializer(serializers.Serializer):
 
 class ConsentStatusQuerySerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=identity.KINDS)
-    value = serializers.CharField(required=False, max_length=320, trim_whitespace=False)
-    sha256 = serializers.CharField(required=False, max_length=64)
+    value = StrictCharField(required=False, max_length=320, trim_whitespace=False)
+    sha256 = StrictCharField(required=False, max_length=64)
 
 
 class PurposeStatusSerializer(serializers.Serializer):
-    purpose = serializers.CharField()
+    purpose = StrictCharField()
     granted = serializers.BooleanField()
-    categories = serializers.ListField(child=serializers.CharField())
+    categories = serializers.ListField(child=StrictCharField())
     policy_version = serializers.IntegerField(allow_null=True)
-    granted_at = serializers.DateTimeField(allow_null=True)
-    expires_at = serializers.DateTimeField(allow_null=True)
+    granted_at = MomentField(allow_null=True)
+    expires_at = MomentField(allow_null=True)
     consent_id = serializers.UUIDField(allow_null=True)
 
 

@@ -7,13 +7,14 @@ from rest_framework import mixins, serializers
 from ..agreements import agreement_list
 from ..models import AgreementVersion, Partner, Scope, SharingAgreement
 from .base import PartnerScopedViewSet
+from .fields import StrictCharField, StrictModelSerializer
 
 
-class PartySerializer(serializers.ModelSerializer):
+class PartySerializer(StrictModelSerializer):
     # Plain strings, not enums, for the party kind and the version status: both appear in more
     # than one component, and drf-spectacular would name their enums with a hash (a warning that
     # fails ``check --deploy``).
-    kind = serializers.CharField(read_only=True, help_text="manufacturer or retailer")
+    kind = StrictCharField(read_only=True, help_text="manufacturer or retailer")
 
     class Meta:
         model = Partner
@@ -22,19 +23,19 @@ class PartySerializer(serializers.ModelSerializer):
 
 
 class ClauseSerializer(serializers.Serializer):
-    kind = serializers.CharField(help_text="A record kind, e.g. sale or warranty_claim.")
-    purpose = serializers.CharField(help_text="warranty, service, loyalty, … (the consent purpose)")
+    kind = StrictCharField(help_text="A record kind, e.g. sale or warranty_claim.")
+    purpose = StrictCharField(help_text="warranty, service, loyalty, … (the consent purpose)")
     direction = serializers.ChoiceField(
         choices=["manufacturer_to_retailer", "retailer_to_manufacturer"],
         help_text="Who shares with whom.",
     )
     fields = serializers.ListField(
-        child=serializers.CharField(), help_text="The fields the receiver sees."
+        child=StrictCharField(), help_text="The fields the receiver sees."
     )
 
 
-class VersionSummarySerializer(serializers.ModelSerializer):
-    status = serializers.CharField(
+class VersionSummarySerializer(StrictModelSerializer):
+    status = StrictCharField(
         read_only=True, help_text="proposed, active, superseded, rejected or withdrawn"
     )
     proposed_by = serializers.SlugRelatedField(
@@ -69,7 +70,7 @@ class VersionSerializer(VersionSummarySerializer):
         read_only_fields = fields
 
 
-class AgreementSerializer(serializers.ModelSerializer):
+class AgreementSerializer(StrictModelSerializer):
     manufacturer = PartySerializer(read_only=True)
     retailer = PartySerializer(read_only=True)
     suspended_by = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)

@@ -7,6 +7,7 @@ browsable API renders successes as HTML for staff, but an error is always proble
 """
 
 import logging
+import math
 
 import redis.exceptions
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -153,9 +154,11 @@ def problem_exception_handler(exc, context):
             code = None
         detail = str(detail)
         if isinstance(exc, exceptions.Throttled | ServiceUnavailable) and exc.wait is not None:
-            extra["retry_after"] = int(exc.wait) + 1
+            extra["retry_after"] = max(1, math.ceil(exc.wait))
     body = problem(status_code, detail, code=code, errors=errors, instance=instance, **extra)
     headers = {k: v for k, v in response.items() if k.lower() != "content-type"}
+    if "retry_after" in extra:  # DRF writes the header rounded down; both say the same
+        headers["Retry-After"] = str(extra["retry_after"])
     problem_response = Response(body, status=status_code, headers=headers)
     problem_response.content_type = PROBLEM_CONTENT_TYPE
     if request is not None:

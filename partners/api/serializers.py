@@ -1,17 +1,18 @@
 from rest_framework import serializers
 
 from ..models import ApiCredential, Partner
+from .fields import StrictCharField, StrictModelSerializer
 
 
-class PartnerSerializer(serializers.ModelSerializer):
+class PartnerSerializer(StrictModelSerializer):
     class Meta:
         model = Partner
         fields = ["id", "name", "slug", "kind", "status", "created_at"]
         read_only_fields = fields
 
 
-class CredentialSerializer(serializers.ModelSerializer):
-    status = serializers.CharField(read_only=True)
+class CredentialSerializer(StrictModelSerializer):
+    status = StrictCharField(read_only=True)
 
     class Meta:
         model = ApiCredential
@@ -33,8 +34,8 @@ class CredentialSerializer(serializers.ModelSerializer):
 class PartnerMeSerializer(serializers.Serializer):
     partner = PartnerSerializer()
     credential = CredentialSerializer(allow_null=True)
-    scopes = serializers.ListField(child=serializers.CharField())
+    scopes = serializers.ListField(child=StrictCharField())
 
 
 class RevokeSerializer(serializers.Serializer):
-    reason = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    reason = StrictCharField(max_length=500, required=False, allow_blank=True)

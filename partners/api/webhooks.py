@@ -14,6 +14,7 @@ from .. import webhooks
 from ..models import Scope, WebhookDelivery, WebhookEndpoint, WebhookEventType
 from .authentication import request_actor
 from .base import PartnerScopedViewSet
+from .fields import MomentField, StrictCharField, StrictModelSerializer
 from .params import choice_param
 
 # Plain strings for statuses: an enum per serializer field named "status" would collide in the
@@ -21,7 +22,7 @@ from .params import choice_param
 DELIVERY_STATUSES = [s.value for s in WebhookDelivery.Status]
 
 
-class EndpointSerializer(serializers.ModelSerializer):
+class EndpointSerializer(StrictModelSerializer):
     class Meta:
         model = WebhookEndpoint
         fields = [
@@ -37,10 +38,10 @@ class EndpointSerializer(serializers.ModelSerializer):
 
 
 class EndpointCreateSerializer(serializers.Serializer):
-    url = serializers.CharField(
+    url = StrictCharField(
         max_length=2000, help_text="HTTPS address of your receiver, without credentials."
     )
-    description = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    description = StrictCharField(max_length=200, required=False, allow_blank=True)
     event_types = serializers.ListField(
         child=serializers.ChoiceField(choices=WebhookEventType.choices),
         allow_empty=False,
@@ -49,7 +50,7 @@ class EndpointCreateSerializer(serializers.Serializer):
 
 
 class EndpointWithSecretSerializer(EndpointSerializer):
-    secret = serializers.CharField(
+    secret = StrictCharField(
         read_only=True, help_text="The signing secret. Shown only in this answer: keep it."
     )
 
@@ -60,23 +61,23 @@ class EndpointWithSecretSerializer(EndpointSerializer):
 
 class EventSerializer(serializers.Serializer):
     id = serializers.UUIDField(read_only=True)
-    type = serializers.CharField(source="event_type", read_only=True)
-    created_at = serializers.DateTimeField(read_only=True)
+    type = StrictCharField(source="event_type", read_only=True)
+    created_at = MomentField(read_only=True)
     data = serializers.JSONField(source="payload", read_only=True)
 
 
 class AttemptSerializer(serializers.Serializer):
     number = serializers.IntegerField(read_only=True)
     manual = serializers.BooleanField(read_only=True)
-    attempted_at = serializers.DateTimeField(read_only=True)
+    attempted_at = MomentField(read_only=True)
     duration_ms = serializers.IntegerField(read_only=True)
     status_code = serializers.IntegerField(read_only=True, allow_null=True)
-    error = serializers.CharField(read_only=True)
-    response_excerpt = serializers.CharField(read_only=True)
+    error = StrictCharField(read_only=True)
+    response_excerpt = StrictCharField(read_only=True)
 
 
-class DeliverySerializer(serializers.ModelSerializer):
-    status = serializers.CharField(
+class DeliverySerializer(StrictModelSerializer):
+    status = StrictCharField(
         read_only=True, help_text="pending, failed (a retry is due), succeeded or gave_up"
     )
     event = EventSerializer(read_only=True)

@@ -3,11 +3,13 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from partners.api.fields import StrictCharField, StrictModelSerializer
+
 from ..catalogue import METRICS
 from ..models import Device, ServiceRule, ServiceSignal
 
 
-class DeviceSerializer(serializers.ModelSerializer):
+class DeviceSerializer(StrictModelSerializer):
     class Meta:
         model = Device
         fields = ["serial", "gtin", "model_name", "firmware", "registered_at", "last_seen_at"]
@@ -66,8 +68,8 @@ READINGS_REQUEST = {
 
 class ReadingErrorSerializer(serializers.Serializer):
     index = serializers.IntegerField()
-    field = serializers.CharField(allow_null=True)
-    message = serializers.CharField()
+    field = StrictCharField(allow_null=True)
+    message = StrictCharField()
 
 
 class ReadingResultSerializer(serializers.Serializer):
@@ -78,7 +80,7 @@ class ReadingResultSerializer(serializers.Serializer):
     errors_truncated = serializers.BooleanField()
 
 
-class RuleSerializer(serializers.ModelSerializer):
+class RuleSerializer(StrictModelSerializer):
     conditions = serializers.JSONField()
 
     class Meta:
@@ -97,10 +99,10 @@ class RuleSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "active", "created_at"]
 
 
-class SignalSerializer(serializers.ModelSerializer):
+class SignalSerializer(StrictModelSerializer):
     reference = serializers.SerializerMethodField()
-    device = serializers.CharField(source="device.serial")
-    rule = serializers.CharField(source="rule.name")
+    device = StrictCharField(source="device.serial")
+    rule = StrictCharField(source="rule.name")
     service_request = serializers.UUIDField(source="service_request_ref", allow_null=True)
 
     class Meta:
@@ -118,6 +120,6 @@ class SignalSerializer(serializers.ModelSerializer):
             "service_request",
         ]
 
-    @extend_schema_field(serializers.CharField())
+    @extend_schema_field(StrictCharField())
     def get_reference(self, obj) -> str:
         return f"SIG-{obj.pk}"

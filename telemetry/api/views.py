@@ -9,7 +9,6 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import exceptions
 from rest_framework.response import Response
 
-from clearinghouse.records.api.views import PayloadTooLarge
 from clearinghouse.records.streams import (
     JSON,
     NDJSON,
@@ -19,6 +18,7 @@ from clearinghouse.records.streams import (
     ndjson_rows,
 )
 from partners.api.base import PartnerAPIView
+from partners.api.bodies import STREAMED, PayloadTooLarge
 from partners.api.pagination import CursorPagination
 from partners.api.params import choice_param
 from partners.models import Scope
@@ -55,7 +55,8 @@ class ReadingsView(PartnerAPIView):
     per request."""
 
     required_scopes = {"POST": Scope.TELEMETRY_WRITE}
-    parser_classes = []  # the body is streamed, never loaded whole
+    parser_classes = STREAMED  # the body is streamed, never loaded whole
+    max_body_setting = "INGEST_MAX_BODY_BYTES"
 
     @extend_schema(
         request=READINGS_REQUEST,
@@ -82,7 +83,8 @@ class ReadingsView(PartnerAPIView):
                 summary = services.readings_ingest(partner=partner, rows=rows, max_rows=limit)
             except BatchTooLarge as exc:
                 raise PayloadTooLarge(
-                    f"A batch holds at most {limit} readings; nothing was stored."
+                    f"A batch holds at most {limit} readings; nothing was stored.",
+                    code="batch_too_large",
                 ) from exc
             return 200, "application/json", orjson.dumps(summary)
 
@@ -91,6 +93,8 @@ class ReadingsView(PartnerAPIView):
             key=request.headers.get("Idempotency-Key"),
             reader=reader,
             process=process,
+            method=request.method,
+            route=request.resolver_match.route,
         )
         return HttpResponse(body, status=status, content_type=ctype)
 

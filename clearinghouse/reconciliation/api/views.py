@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from clearinghouse.records.api.views import request_id
 from partners.api.authentication import request_actor
 from partners.api.base import PartnerAPIView, PartnerScopedViewSet
+from partners.api.fields import MomentField, StrictCharField, StrictModelSerializer
 from partners.api.params import choice_param
 from partners.models import Scope
 
@@ -27,17 +28,17 @@ def _invalid(exc):
 
 
 class NoteSerializer(serializers.Serializer):
-    action = serializers.CharField()
-    partner = serializers.CharField(source="partner.name", allow_null=True, default=None)
-    user = serializers.CharField(
+    action = StrictCharField()
+    partner = StrictCharField(source="partner.name", allow_null=True, default=None)
+    user = StrictCharField(
         source="user.email",
         allow_null=True,
         default=None,
         help_text="the staff member who acted (as the portal shows them), or null",
     )
     via_api = serializers.SerializerMethodField(help_text="made with an API key")
-    text = serializers.CharField()
-    created_at = serializers.DateTimeField()
+    text = StrictCharField()
+    created_at = MomentField()
 
     def get_via_api(self, note) -> bool:
         return note.credential_id is not None
@@ -45,10 +46,10 @@ class NoteSerializer(serializers.Serializer):
 
 class EvidenceSerializer(serializers.Serializer):
     ref = serializers.UUIDField()
-    kind = serializers.CharField()
-    role = serializers.CharField()
+    kind = StrictCharField()
+    role = StrictCharField()
     own = serializers.BooleanField()
-    occurred_at = serializers.DateTimeField()
+    occurred_at = MomentField()
     recorded_by = serializers.DictField()
     product = serializers.DictField(required=False, allow_null=True)
     payload = serializers.DictField()
@@ -56,11 +57,11 @@ class EvidenceSerializer(serializers.Serializer):
 
 class DiscrepancySerializer(serializers.Serializer):
     id = serializers.UUIDField()
-    kind = serializers.CharField(help_text=", ".join(SEVERITY))
-    severity = serializers.CharField()
-    status = serializers.CharField()
-    manufacturer = serializers.CharField(source="manufacturer.slug")
-    retailer = serializers.CharField(source="retailer.slug", allow_null=True, default=None)
+    kind = StrictCharField(help_text=", ".join(SEVERITY))
+    severity = StrictCharField()
+    status = StrictCharField()
+    manufacturer = StrictCharField(source="manufacturer.slug")
+    retailer = StrictCharField(source="retailer.slug", allow_null=True, default=None)
     product = serializers.DictField(
         source="shown_product",
         allow_null=True,
@@ -70,8 +71,8 @@ class DiscrepancySerializer(serializers.Serializer):
         source="shown_detail",
         help_text="the finding's figures, each only when you may see the field it comes from",
     )
-    opened_at = serializers.DateTimeField()
-    updated_at = serializers.DateTimeField()
+    opened_at = MomentField()
+    updated_at = MomentField()
 
 
 class DiscrepancyDetailSerializer(DiscrepancySerializer):
@@ -80,21 +81,21 @@ class DiscrepancyDetailSerializer(DiscrepancySerializer):
 
 
 class ReasonSerializer(serializers.Serializer):
-    reason = serializers.CharField(max_length=2000)
+    reason = StrictCharField(max_length=2000)
 
 
 class CommentSerializer(serializers.Serializer):
-    text = serializers.CharField(max_length=2000)
+    text = StrictCharField(max_length=2000)
 
 
 class RunSerializer(serializers.Serializer):
     id = serializers.IntegerField()
-    manufacturer = serializers.CharField(source="manufacturer.slug")
-    retailer = serializers.CharField(source="retailer.slug")
-    trigger = serializers.CharField()
-    status = serializers.CharField()
-    started_at = serializers.DateTimeField()
-    finished_at = serializers.DateTimeField(allow_null=True)
+    manufacturer = StrictCharField(source="manufacturer.slug")
+    retailer = StrictCharField(source="retailer.slug")
+    trigger = StrictCharField()
+    status = StrictCharField()
+    started_at = MomentField()
+    finished_at = MomentField(allow_null=True)
     duration_ms = serializers.IntegerField(allow_null=True)
     counts = serializers.DictField()
 
@@ -228,10 +229,8 @@ class RunViewSet(mixins.ListModelMixin, PartnerScopedViewSet):
         )
 
 
-class WarrantyTermsSerializer(serializers.ModelSerializer):
-    gtin = serializers.CharField(
-        max_length=14, help_text="8, 12, 13 or 14 digits; answered as GTIN-14"
-    )
+class WarrantyTermsSerializer(StrictModelSerializer):
+    gtin = StrictCharField(max_length=14, help_text="8, 12, 13 or 14 digits; answered as GTIN-14")
 
     class Meta:
         model = WarrantyTerms

@@ -4,6 +4,7 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from clearinghouse.reconciliation.models import RecordLink
+from partners.api.fields import MomentField, StrictCharField
 from partners.record_kinds import KINDS, shareable_fields
 
 IDENTIFIER_SCHEMA = {
@@ -70,20 +71,20 @@ INGEST_REQUEST = {
 
 
 class PartnerRefSerializer(serializers.Serializer):
-    name = serializers.CharField()
-    slug = serializers.CharField()
-    kind = serializers.CharField()
+    name = StrictCharField()
+    slug = StrictCharField()
+    kind = StrictCharField()
 
 
 class ProductSerializer(serializers.Serializer):
-    gtin = serializers.CharField()
-    serial = serializers.CharField()
+    gtin = StrictCharField()
+    serial = StrictCharField()
 
 
 class LinkSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=RecordLink.Kind.values)
     ref = serializers.UUIDField(help_text="the matched record, on the same unit")
-    matched_at = serializers.DateTimeField(help_text="when reconciliation matched the two")
+    matched_at = MomentField(help_text="when reconciliation matched the two")
 
 
 class RecordSerializer(serializers.Serializer):
@@ -92,9 +93,9 @@ class RecordSerializer(serializers.Serializer):
     ref = serializers.UUIDField()
     kind = serializers.ChoiceField(choices=list(KINDS))
     recorded_by = PartnerRefSerializer()
-    occurred_at = serializers.DateTimeField()
+    occurred_at = MomentField()
     own = serializers.BooleanField(help_text="true when you submitted it")
-    external_id = serializers.CharField(required=False, help_text="yours only")
+    external_id = StrictCharField(required=False, help_text="yours only")
     # Not allow_null: a field the clause does not share is left out rather than sent as null
     # (DRF turns a missing key into null for allow_null fields).
     product = ProductSerializer(required=False, help_text="absent when not shared with you")
@@ -103,9 +104,9 @@ class RecordSerializer(serializers.Serializer):
     )
     payload = serializers.DictField()
     shared_for = serializers.ListField(
-        child=serializers.CharField(), help_text="purposes it is shared with you for"
+        child=StrictCharField(), help_text="purposes it is shared with you for"
     )
-    received_at = serializers.DateTimeField(required=False)
+    received_at = MomentField(required=False)
     erased = serializers.BooleanField(required=False)
     links = LinkSerializer(
         many=True,
@@ -165,13 +166,13 @@ def represent(item):
 
 
 class RowErrorSerializer(serializers.Serializer):
-    field = serializers.CharField(allow_null=True)
-    message = serializers.CharField()
+    field = StrictCharField(allow_null=True)
+    message = StrictCharField()
 
 
 class RowResultSerializer(serializers.Serializer):
     index = serializers.IntegerField()
-    external_id = serializers.CharField(allow_null=True)
+    external_id = StrictCharField(allow_null=True)
     status = serializers.ChoiceField(choices=["created", "existing", "rejected"])
     ref = serializers.UUIDField(required=False)
     errors = RowErrorSerializer(many=True, required=False)

@@ -15,6 +15,7 @@ from clearinghouse.reconciliation.selectors import attach_links
 from consent import identity
 from consent.selectors import customer_by_identifier
 from partners.api.base import PartnerAPIView
+from partners.api.bodies import STREAMED, PayloadTooLarge
 from partners.api.pagination import CursorPagination
 from partners.api.params import boolean_param, choice_param
 from partners.api.problems import PROBLEM_CONTENT_TYPE, problem
@@ -55,7 +56,8 @@ class RecordsView(_RecordReads, PartnerAPIView):
     """Submit records (POST) and list the records you may see (GET)."""
 
     required_scopes = {"GET": Scope.RECORDS_READ, "POST": Scope.RECORDS_WRITE}
-    parser_classes = []  # the body is streamed, never loaded whole
+    parser_classes = STREAMED  # the body is streamed, never loaded whole
+    max_body_setting = "INGEST_MAX_BODY_BYTES"
 
     @extend_schema(
         parameters=[
@@ -112,7 +114,8 @@ class RecordsView(_RecordReads, PartnerAPIView):
                 )
             except BatchTooLarge as exc:
                 raise PayloadTooLarge(
-                    f"A batch holds at most {settings.RECORDS_MAX_BATCH} records; nothing was stored."
+                    f"A batch holds at most {settings.RECORDS_MAX_BATCH} records; nothing was stored.",
+                    code="batch_too_large",
                 ) from exc
             if single:
                 return _single_answer(request, results[0], partner)
@@ -131,6 +134,8 @@ class RecordsView(_RecordReads, PartnerAPIView):
             key=request.headers.get("Idempotency-Key"),
             reader=reader,
             process=process,
+            method=request.method,
+            route=request.resolver_match.route,
         )
         return HttpResponse(body, status=status, content_type=ctype)
 
@@ -151,12 +156,6 @@ def _single_answer(request, result, partner):
     record = visibility.read(visible.queryset, visible, channel="api")[0]
     data = RecordSerializer(record).data
     return (201 if result.status == "created" else 200), "application/json", orjson.dumps(data)
-
-
-class PayloadTooLarge(exceptions.APIException):
-    status_code = 413
-    default_detail = "The batch is too large."
-    default_code = "batch_too_large"
 
 
 def _gtin(value):

@@ -1,0 +1,73 @@
+"""Serializer fields that take only what they say they take.
+
+DRF's text fields turn a number into text (``{"reason": 0}`` becomes ``"0"``) and its date-time
+field accepts a time without a zone (read in the server's zone) and any year. A client that
+sends either has a bug it should hear about, and the OpenAPI document promises a string and a
+date-time with an offset: the fields here refuse the rest. Every serializer of the API uses
+them (``tests/partners/test_fields.py`` walks them all).
+"""
+
+from datetime import timedelta
+
+from django.db import models
+from django.utils import timezone
+from rest_framework import serializers
+
+from .bodies import parse_moment
+
+
+class StrictText:
+    """A text field that refuses anything but a JSON string."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictCharField(StrictText, serializers.CharField):
+    default_error_messages = {"invalid": "Must be a string."}
+
+
+class StrictEmailField(StrictText, serializers.EmailField):
+    pass
+
+
+class StrictURLField(StrictText, serializers.URLField):
+    pass
+
+
+class StrictSlugField(StrictText, serializers.SlugField):
+    pass
+
+
+class MomentField(serializers.DateTimeField):
+    """An ISO 8601 date-time with a time zone, between 1900 and 9000 (``parse_moment``);
+    ``past=True``: not later than now (a minute's tolerance for clocks)."""
+
+    def __init__(self, *, past=False, **kwargs):
+        self.past = past
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, value):
+        try:
+            moment = parse_moment(value)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from None
+        if self.past and moment > timezone.now() + timedelta(minutes=1):
+            raise serializers.ValidationError("is in the future")
+        return moment
+
+
+class StrictModelSerializer(serializers.ModelSerializer):
+    """A ModelSerializer whose generated text and date-time fields are the strict ones."""
+
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.CharField: StrictCharField,
+        models.TextField: StrictCharField,
+        models.EmailField: StrictEmailField,
+        models.URLField: StrictURLField,
+        models.SlugField: StrictSlugField,
+        models.DateTimeField: MomentField,
+    }
