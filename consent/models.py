@@ -21,6 +21,17 @@ class Customer(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     erased_at = models.DateTimeField(null=True, blank=True)
 
+    class Meta:
+        indexes = [
+            # Reconciliation looks up the customers erased since a pair's last run (to close and
+            # forget its findings about them): a few among all customers, so only those.
+            models.Index(
+                fields=["erased_at"],
+                condition=Q(erased_at__isnull=False),
+                name="customer_erased",
+            )
+        ]
+
     def __str__(self):
         return f"customer {self.id}"
 

@@ -5,8 +5,9 @@ A recipient is a partner that read the customer's data (it appears in the access
 - a withdrawal (by the customer in the dashboard, or relayed by the grantee at its touchpoint)
   concerns the grantee when it read the customer's data for that purpose;
 - an erasure concerns every partner in the access log. The erasure deletes the access log, so
-  the recipients are captured inside the erasure transaction (``customer_erasing``) and told
-  after it commits (``customer_erased``).
+  the erasure service captures the recipients inside its own transaction
+  (``notices_capture_for_erasure``, before the access log goes; its signed receipt names them)
+  and they are told after it commits (``customer_erased``).
 
 Each recipient gets a ``RecipientNotice`` and, when it listens for it, a webhook
 (``consent.revoked`` / ``customer.erased``) holding only pseudonymous ids. It acknowledges by
@@ -160,21 +161,21 @@ def notices_for_revocation(*, grant_id):
 
 def notices_capture_for_erasure(*, customer_id, erased_at=None):
     """Inside the erasure transaction, before the access log goes: a notice for every partner
-    that read the customer's data. Nothing is sent yet (that waits for the commit)."""
-    partner_ids = sorted(
-        set(
-            AccessLogEntry.objects.filter(customer_id=customer_id).values_list(
-                "partner_id", flat=True
-            )
-        )
+    that read the customer's data. Nothing is sent yet (that waits for the commit). Returns the
+    notices, each with its partner: the erasure's receipt names exactly these recipients."""
+    # Unscoped on purpose: every partner that read the customer's data, whoever it is.
+    recipients = (
+        Partner.objects.unscoped()
+        .filter(pk__in=AccessLogEntry.objects.filter(customer_id=customer_id).values("partner_id"))
+        .order_by("pk")
     )
-    if not partner_ids:
-        return []
     at = erased_at or timezone.now()
     notices = RecipientNotice.objects.bulk_create(
-        RecipientNotice(customer_id=customer_id, partner_id=pk, kind=Kind.ERASURE, occurred_at=at)
-        for pk in partner_ids
+        RecipientNotice(customer_id=customer_id, partner=p, kind=Kind.ERASURE, occurred_at=at)
+        for p in recipients
     )
+    if not notices:
+        return []
     ledger_append_many([_ledger_row(n) for n in notices])
     return notices
 

@@ -1,26 +1,20 @@
 """The consent layer's own reactions to its signals and to the webhook layer's: GDPR Art. 19
 notices (``consent.notices``). Connected in ``ConsentConfig.ready``; each receiver calls one
-service."""
+service. (An erasure's recipients are captured by ``customer_erase`` itself, not by a receiver:
+its signed receipt names them, so it must know them before it signs.)"""
 
 from django.dispatch import receiver
 
 from partners.webhooks.signals import webhook_acknowledged
 
 from . import notices
-from .signals import consent_revoked, customer_erased, customer_erasing
+from .signals import consent_revoked, customer_erased
 
 
 @receiver(consent_revoked, dispatch_uid="consent.notices.revocation")
 def notify_recipients_of_withdrawal(sender, grant_id, **kwargs):
     """After a withdrawal commits: tell the grantee if it received the customer's data."""
     notices.notices_for_revocation(grant_id=grant_id)
-
-
-@receiver(customer_erasing, dispatch_uid="consent.notices.capture_erasure_recipients")
-def capture_erasure_recipients(sender, customer_id, erased_at=None, **kwargs):
-    """Inside the erasure transaction, while the access log still exists: note its readers.
-    Returns None on purpose: the erasure adds up integer answers as tombstoned records."""
-    notices.notices_capture_for_erasure(customer_id=customer_id, erased_at=erased_at)
 
 
 @receiver(customer_erased, dispatch_uid="consent.notices.erasure")

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from partners.models import Partner
 
-from . import identity, receipts
+from . import identity, notices, receipts
 from .catalogue import PURPOSES, validate_categories, validate_purpose
 from .keys import master_keyring
 from .ledger import ledger_append, ledger_append_many, ledger_lock
@@ -697,21 +697,30 @@ def access_log_chain(*, limit=ACCESS_CHAIN_BATCH, customer_id=None):
 def customer_erase(*, customer):
     """Erase a customer: end every grant, let the core tombstone the records, delete the
     identifiers, sign-in links, access log and sources, destroy the data key (after which no
-    ciphertext of theirs can ever be decrypted), and issue a final signed receipt. The ledger keeps
-    its entries, which name only the pseudonymous id. Erasing twice returns the first receipt."""
+    ciphertext of theirs can ever be decrypted), and issue a final signed receipt. The receipt
+    names the partners told of the erasure (``recipients_told``: exactly those that read the
+    customer's data, GDPR Art. 19) apart from those whose consents it ended
+    (``consents_ended_with``). The ledger keeps its entries, which name only the pseudonymous
+    id. Erasing twice returns the first receipt."""
     customer = Customer.objects.select_for_update(no_key=True).get(pk=customer.pk)
     if customer.is_erased:
         return customer.receipts.filter(kind=Receipt.Kind.ERASURE).first()
     now = timezone.now()
     ended = []
+    ended_with = {}
     for grant in (
         ConsentGrant.objects.select_for_update(of=("self",), no_key=True)
         .select_related("grantee", "customer")
         .filter(customer=customer, revoked_at__isnull=True)
     ):
         _end_grant(grant, ConsentGrant.Ended.ERASURE, now, receipt=False)
-        ended.append(grant.grantee.name)
-    # ``erased_at``: receivers that keep evidence of the erasure (GDPR Art. 19 notices) date it.
+        ended.append(grant)
+        ended_with[grant.grantee_id] = grant.grantee.name
+    # GDPR Art. 19: the partners that read the customer's data, from the access log while it
+    # still exists (it goes below); told after the commit (``customer_erased``). The receipt
+    # names exactly these as told: a partner whose consent ended but that never read anything
+    # had nothing to erase and is not told.
+    told = notices.notices_capture_for_erasure(customer_id=customer.pk, erased_at=now)
     results = customer_erasing.send(sender=Customer, customer_id=customer.pk, erased_at=now)
     tombstoned = sum(r for _, r in results if isinstance(r, int))
     counts = {
@@ -735,7 +744,8 @@ def customer_erase(*, customer):
         extra={
             "erased_at": now.isoformat(),
             "erased": counts,
-            "recipients_told": sorted(set(ended)),
+            "recipients_told": sorted(n.partner.name for n in told),
+            "consents_ended_with": sorted(ended_with.values()),
         },
     )
     customer_id = customer.pk

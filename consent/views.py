@@ -288,8 +288,10 @@ class EraseView(CustomerView):
             "dashboard/erased.html",
             {
                 "document": json.dumps(receipts.receipt_document(receipt), indent=2),
-                # GDPR Art. 19: who received the data and was told, as known at this moment.
+                # GDPR Art. 19: who received the data and was told, as known at this moment —
+                # the receipt's ``recipients_told``; and, apart, whose consents ended.
                 "recipients": notices.customer_erasure_recipients(customer=self.customer),
+                "consents_ended_with": receipt.payload.get("consents_ended_with", []),
             },
         )
 

@@ -13,6 +13,12 @@ since the last run, plus the units and ledgers of customers whose consent to eit
 granted, withdrawn or ran out since then (what each side may see of them changed). A change to the
 pair's agreement makes the next run a full one, as does the nightly run or a request.
 
+Erasure: a tombstoned record (an erased customer's, its customer and payload gone) is evidence of
+nothing, in any rule; the units of the pair's open findings about a customer erased since the
+last run are re-checked (whether or not that customer ever consented to either party: the
+manufacturer's own findings need no consent), and after the run no finding of the pair, whatever
+its status, still names a customer who is erased.
+
 Crash-safe: all of a run's writes happen in one transaction, links and discrepancies are upserted
 on unique keys, and a second run waits for nothing (a busy pair is skipped). A worker killed in
 the middle of a run leaves nothing behind but a run row marked abandoned by the next run.
@@ -28,7 +34,7 @@ from django.db.models import Count, Max, OuterRef, Subquery
 from django.utils import timezone
 
 from clearinghouse.records.visibility import visible_records
-from consent.models import ConsentGrant
+from consent.models import ConsentGrant, Customer
 from partners.models import AgreementVersion, SharingAgreement
 
 from .models import Discrepancy, PairState, ReconciliationRun, WarrantyTerms
@@ -54,6 +60,7 @@ TEMP_TABLES = (
     "recon_customers",
     "recon_new",
     "recon_consented",
+    "recon_erased",
     "recon_ids",
     "recon_found",
     "recon_rec",
@@ -293,6 +300,7 @@ class _Run:
             ("loyalty", self.loyalty),
             ("manufacturer only", self.maker_only),
             ("discrepancies", self.upsert),
+            ("erased customers", self.forget_erased),
             ("watermark", self.watermark),
         ]
         with connection.cursor() as self.cursor:
@@ -381,17 +389,25 @@ class _Run:
                 WHERE r.submitted_by_id = ANY(%s) AND r.gtin <> ''""",
             [parties],
         )
+        # Customers erased since the last run (the partial index on erasure time), whether or
+        # not they consented to either party: the manufacturer's own findings need no consent.
+        self._erased_since(changed)
+        self.counts["customers_erased"] = self.count("recon_erased")
         # An erasure clears the customer from the records: the units of the pair's open
         # findings about such a customer are found by the findings (the customer index).
         self.sql(
-            f"""INSERT INTO recon_units SELECT d.gtin, d.serial FROM recon_consented c
+            f"""INSERT INTO recon_units SELECT d.gtin, d.serial
+                FROM (SELECT customer_id FROM recon_consented
+                      UNION SELECT customer_id FROM recon_erased) c
                 JOIN {Discrepancy._meta.db_table} d ON d.customer_id = c.customer_id
                 WHERE d.manufacturer_id = %s AND (d.retailer_id = %s OR d.retailer_id IS NULL)
                   AND d.status = 'open' AND d.gtin <> ''""",
             [self.m.pk, self.r.pk],
         )
+        # Their ledger findings too (a ledger finding names no unit).
         self.sql(
-            """INSERT INTO recon_customers SELECT customer_id FROM recon_consented
+            """INSERT INTO recon_customers
+               SELECT customer_id FROM recon_consented UNION SELECT customer_id FROM recon_erased
                EXCEPT SELECT customer_id FROM recon_customers"""
         )
         # Deadlines that passed since the last run: sales awaiting registration, open service
@@ -431,6 +447,26 @@ class _Run:
         )
         self.sql("ANALYZE recon_ids")
 
+    def _erased_since(self, since=None):
+        """recon_erased: the customers erased after ``since`` (every erased customer without
+        it), by the partial index on erasure time, never a scan of the customers."""
+        erased, params = "erased_at IS NOT NULL", []
+        if since is not None:
+            erased, params = "erased_at > %s", [since]
+        self.sql(
+            f"""CREATE TEMP TABLE recon_erased ON COMMIT DROP AS
+                SELECT id AS customer_id FROM {Customer._meta.db_table} WHERE {erased}""",
+            params,
+        )
+        self.sql("ANALYZE recon_erased")
+
+    def _evidence(self, *, partner):
+        """What ``partner`` may see now (the one decision), less tombstones: an erased
+        customer's record, its customer and payload gone, is evidence of nothing (a partner's own
+        tombstones stay visible to it, and a registration with no payload and no customer would
+        be a registration without a sale)."""
+        return visible_records(partner=partner, at=self.now).filter(tombstoned_at__isnull=True)
+
     def _restrict(self, queryset, *, submitted_by=None, other_than=None, kinds=None):
         """``queryset`` limited to the records this run looks at (all in a full run). The
         filters repeat the caller's, so that only the matching candidates are looked up."""
@@ -456,11 +492,11 @@ class _Run:
         """recon_rec: the retailer's records the manufacturer may see (side R) and the
         manufacturer's records the retailer may see (side M), through the one decision."""
         to_m = self._restrict(
-            visible_records(partner=self.m, at=self.now).filter(submitted_by_id=self.r.pk).queryset,
+            self._evidence(partner=self.m).filter(submitted_by_id=self.r.pk).queryset,
             submitted_by=self.r.pk,
         )
         to_r = self._restrict(
-            visible_records(partner=self.r, at=self.now).filter(submitted_by_id=self.m.pk).queryset,
+            self._evidence(partner=self.r).filter(submitted_by_id=self.m.pk).queryset,
             submitted_by=self.m.pk,
         )
         sql_m, params_m = _queryset_sql(to_m)
@@ -763,7 +799,7 @@ class _Run:
             self.sql("SET LOCAL enable_nestloop = on")  # reads the records table again
         own_kinds = ["warranty_registration", "warranty_claim"]
         own = self._restrict(
-            visible_records(partner=self.m, at=self.now)
+            self._evidence(partner=self.m)
             .filter(submitted_by_id=self.m.pk, kind__in=own_kinds)
             .queryset,
             submitted_by=self.m.pk,
@@ -772,7 +808,7 @@ class _Run:
         # The sales of this retailer that the manufacturer may see are in recon_rec already;
         # only the other partners' are read here.
         other_sale = self._restrict(
-            visible_records(partner=self.m, at=self.now)
+            self._evidence(partner=self.m)
             .filter(kind="sale")
             .exclude(submitted_by_id=self.r.pk)
             .queryset,
@@ -917,6 +953,23 @@ class _Run:
             auto_resolved=len(resolved),
             opened_ids=[str(i) for i in opened],
             resolved_ids=[str(i) for i in resolved],
+        )
+
+    def forget_erased(self):
+        """No finding of the pair (open, resolved or dismissed; the manufacturer's own too)
+        keeps naming an erased customer: its customer is cleared, after the resolve step above
+        has used it. An incremental run looks at the customers erased since its last run (the
+        findings' customer index); a full run at every erased customer. Keys and details name
+        records, units and figures, never a customer. A finding's customer is not shown to
+        either party, so ``updated_at`` stays and nothing is announced."""
+        if self.full:
+            self._erased_since()
+        self.counts["erased_forgotten"] = self.sql(
+            f"""UPDATE {Discrepancy._meta.db_table} d SET customer_id = NULL
+                FROM recon_erased e
+                WHERE d.customer_id = e.customer_id
+                  AND d.manufacturer_id = %s AND (d.retailer_id = %s OR d.retailer_id IS NULL)""",
+            [self.m.pk, self.r.pk],
         )
 
     def watermark(self):

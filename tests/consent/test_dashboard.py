@@ -1,5 +1,6 @@
 """The customer's privacy dashboard."""
 
+import html
 import json
 
 import pytest
@@ -156,6 +157,24 @@ def test_erasure_needs_confirmation_then_ends_everything(
     with django_capture_on_commit_callbacks(execute=True):
         client.post("/me/", {"email": "alice@example.org"})
     assert len(mail.outbox) == sent  # the address is no longer known: no link is sent
+
+
+def test_the_erasure_page_and_its_signed_receipt_say_the_same(signed_in, client):
+    """Nobody read Alice's data: the page says nobody needed to be told, and so does the signed
+    receipt; both name, apart, the partners whose consents ended."""
+    maker, shop, customer = signed_in
+    for partner in (maker, shop):
+        services.consent_grant(
+            customer=customer, grantee=partner, purpose="warranty", source="customer"
+        )
+    page = client.post("/me/erase/", {"confirm": "ERASE"}).content.decode()
+    shown = page.split('data-testid="erasure-receipt">')[1].split("</pre>")[0]
+    document = json.loads(html.unescape(shown))
+    assert receipts.verify(document["receipt"], document["signature"], document["kid"])
+    assert document["receipt"]["recipients_told"] == []
+    assert "nobody else needed to be told" in page
+    assert document["receipt"]["consents_ended_with"] == ["Brightmart <b>", "Nordwind"]
+    assert "Your consents to Brightmart &lt;b&gt;, Nordwind ended" in page
 
 
 def test_session_ends_when_the_customer_is_erased_elsewhere(signed_in, client):

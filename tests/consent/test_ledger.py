@@ -63,16 +63,19 @@ def test_a_removed_entry_is_named(db):
 def test_a_removed_last_entry_cannot_be_hidden_by_renumbering(db):
     _fill()
     _tamper("DELETE FROM consent_ledgerentry WHERE seq = 2")
-    _tamper("UPDATE consent_ledgerentry SET seq = seq - 1 WHERE seq > 2")
+    # Out of the way first: an UPDATE checks the key row by row, in the heap's order, which is
+    # not the order of seq once earlier tests' rows have been vacuumed away.
+    _tamper("UPDATE consent_ledgerentry SET seq = seq + 1000000 WHERE seq > 2")
+    _tamper("UPDATE consent_ledgerentry SET seq = seq - 1000001 WHERE seq > 1000000")
     _, problems = ledger_verify()
     assert problems and problems[0].seq == 2
 
 
 def test_reordered_entries_are_named(db):
     _fill()
-    _tamper(
-        "UPDATE consent_ledgerentry SET seq = CASE seq WHEN 2 THEN 1002 WHEN 3 THEN 2 END WHERE seq IN (2, 3)"
-    )
+    # One row at a time: an UPDATE checks the key row by row, in the heap's order.
+    _tamper("UPDATE consent_ledgerentry SET seq = 1002 WHERE seq = 2")
+    _tamper("UPDATE consent_ledgerentry SET seq = 2 WHERE seq = 3")
     _tamper("UPDATE consent_ledgerentry SET seq = 3 WHERE seq = 1002")
     _, problems = ledger_verify()
     assert problems and problems[0].seq == 2

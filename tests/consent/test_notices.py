@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from consent import notices, services
+from consent import notices, receipts, services
 from consent.ledger import ledger_verify
 from consent.models import AccessLogEntry, ConsentGrant, Customer, LedgerEntry, RecipientNotice
 from consent.services import Access
@@ -164,6 +164,48 @@ def test_an_erasure_is_notified_to_every_partner_that_read_the_data(
     assert erasures.get(partner=world.shop).sent_at is not None
     assert receipt.payload["erased"]["records_tombstoned"] == 0  # our receiver adds no count
     assert ledger_verify()[1] == []
+
+
+def _erase(world, capture):
+    with capture(execute=True):
+        receipt = services.customer_erase(customer=world.customer)
+    document = receipts.receipt_document(receipt)
+    jwk = next(k for k in receipts.jwks()["keys"] if k["kid"] == document["kid"])
+    assert receipts.verify(receipt.payload, receipt.signature, receipt.key_id)
+    assert receipts.verify_with_jwk(document, jwk)  # as the customer checks it
+    return receipt.payload
+
+
+def test_an_erasure_nobody_read_names_no_recipient_in_its_signed_receipt(
+    world, django_capture_on_commit_callbacks
+):
+    """Consents to two partners that never read anything: both consents end, nobody is told,
+    and the signed receipt says exactly that."""
+    grant(world, world.maker)
+    grant(world, world.shop, purpose="loyalty")
+    grant(world, world.shop, purpose="service")
+    payload = _erase(world, django_capture_on_commit_callbacks)
+    assert payload["recipients_told"] == []
+    assert payload["consents_ended_with"] == ["Brightmart", "Nordwind"]
+    assert payload["erased"]["consents_ended"] == 3
+    assert not RecipientNotice.objects.exists() and not WebhookEvent.objects.exists()
+
+
+def test_an_erasure_receipt_names_as_told_exactly_the_partners_that_read_the_data(
+    world, django_capture_on_commit_callbacks
+):
+    """Nordwind read the data and is told; Brightmart's consent ends but it read nothing;
+    Sparrow read the data without holding a consent now (it ended earlier) and is told too."""
+    grant(world, world.maker)
+    grant(world, world.shop, purpose="loyalty")
+    read(world, world.maker, "warranty")
+    read(world, world.sparrow, "service")
+    payload = _erase(world, django_capture_on_commit_callbacks)
+    notified = RecipientNotice.objects.filter(kind="erasure").select_related("partner")
+    assert payload["recipients_told"] == sorted(n.partner.name for n in notified)
+    assert payload["recipients_told"] == ["Nordwind", "Sparrow"]
+    assert payload["consents_ended_with"] == ["Brightmart", "Nordwind"]
+    assert all(n.sent_at for n in notified)  # told after the commit
 
 
 def test_a_withdrawal_the_grantee_relayed_itself_is_acknowledged_at_once(

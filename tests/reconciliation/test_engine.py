@@ -741,6 +741,189 @@ def test_an_erasure_resolves_its_findings_in_the_next_incremental_run(world):
     assert kinds() == [] and kinds("resolved") == ["sale_without_registration"]
 
 
+# The run that follows an erasure: incremental, as if thousands of records had arrived since
+# (the tombstones are not in the overlap that each run reads again); incremental, with the
+# tombstones read again in the overlap (their rows were just rewritten); and full.
+ERASURE_RUNS = ("incremental", "incremental_overlap", "full")
+
+
+def _customer(email="alice@example.org"):
+    from consent import identity
+    from consent.selectors import customer_by_identifier
+
+    return customer_by_identifier(identity.parse_identifier(kind="email", value=email))
+
+
+def _erase_then_run(world, customer, how):
+    from clearinghouse.reconciliation.engine import RECORD_OVERLAP
+    from clearinghouse.reconciliation.models import PairState
+
+    consent_services.customer_erase(customer=customer)
+    if how == "incremental":
+        PairState.objects.update(record_watermark=F("record_watermark") + 2 * RECORD_OVERLAP)
+    after = run(world, full=how == "full")
+    assert ("units_rechecked" in after.counts) == (how != "full")
+    return after
+
+
+def _names_no_erased_customer():
+    """No finding, whatever its status, names a customer who is erased."""
+    return not Discrepancy.objects.filter(customer__erased_at__isnull=False).exists()
+
+
+def _late(days=140):
+    return (timezone.now() - timedelta(days=days)).date().isoformat()
+
+
+@pytest.mark.parametrize("how", ERASURE_RUNS)
+def test_an_erasure_opens_no_finding_on_its_tombstones_and_resolves_what_was_open(world, how):
+    """Issue 17, item 5: Alice's sale (by the shop) and registration (by the maker) of SN-1
+    agree. Of her other units, SN-2's registration is late (open), SN-3 was never registered
+    (dismissed). After her erasure all of them are tombstones: the next run opens nothing — no
+    registration without a sale on the maker's side — resolves what was open, and no finding of
+    any status keeps her id."""
+    from clearinghouse.reconciliation.services import discrepancy_transition
+
+    put(
+        world.shop,
+        sale("S-1", occurred_at=world.days(100)),
+        sale("S-2", serial="SN-2", occurred_at=world.days(100)),
+        sale("S-3", serial="SN-3", occurred_at=world.days(100)),
+    )
+    put(world.maker, registration("W-1", occurred_at=world.days(99), payload=TERMS))
+    give_consents(world)
+    run(world)
+    assert kinds() == ["sale_without_registration", "sale_without_registration"]
+    discrepancy_transition(
+        discrepancy=Discrepancy.objects.get(serial="SN-3"),
+        action="dismiss",
+        partner=world.shop,
+        reason="registered on paper",
+        user=world.shop_admin,
+    )
+    put(
+        world.maker,
+        registration(
+            "W-2",
+            serial="SN-2",
+            occurred_at=world.days(99),
+            payload={"warranty_months": 24, "purchase_date": _late()},
+        ),
+    )
+    run(world)
+    assert kinds() == ["registration_date_mismatch"]
+    assert kinds("resolved") == ["sale_without_registration"]
+    alice = _customer()
+    assert Discrepancy.objects.filter(customer=alice).count() == 3  # open, resolved, dismissed
+
+    after = _erase_then_run(world, alice, how)
+    assert after.counts["opened"] == 0 and after.counts["auto_resolved"] == 1
+    assert kinds() == []
+    assert kinds("resolved") == ["registration_date_mismatch", "sale_without_registration"]
+    assert kinds("dismissed") == ["sale_without_registration"]
+    assert not Discrepancy.objects.filter(customer=alice).exists()
+    assert _names_no_erased_customer()
+    run(world, full=True)  # and the nightly run after it agrees
+    assert kinds() == [] and _names_no_erased_customer()
+
+
+@pytest.mark.parametrize("how", ERASURE_RUNS)
+def test_the_erasure_of_a_customer_who_never_consented_closes_the_makers_own_findings(world, how):
+    """Bob never consented to anyone, so no consent of his changes when he is erased: the
+    maker's own registration and claim of his unit, with no sale, are its own findings. The
+    run after his erasure resolves them and forgets him."""
+    put(
+        world.maker,
+        registration("W-9", email="bob@example.org", occurred_at=world.days(90)),
+        {
+            **registration("C-9", email="bob@example.org", occurred_at=world.days(10)),
+            "kind": "warranty_claim",
+            "payload": {"fault": "pump"},
+        },
+    )
+    run(world)
+    bob = _customer("bob@example.org")
+    assert kinds() == ["claim_without_sale", "registration_without_sale"]
+    assert set(Discrepancy.objects.values_list("customer", flat=True)) == {bob.pk}
+    assert not ConsentGrant.objects.filter(customer=bob).exists()
+
+    after = _erase_then_run(world, bob, how)
+    assert after.counts["opened"] == 0 and after.counts["auto_resolved"] == 2
+    assert kinds() == [] and kinds("resolved") == [
+        "claim_without_sale",
+        "registration_without_sale",
+    ]
+    assert not Discrepancy.objects.filter(customer=bob).exists()
+    assert _names_no_erased_customer()
+
+
+@pytest.mark.parametrize("how", ERASURE_RUNS)
+def test_no_rule_rests_a_finding_on_an_erased_customers_tombstones(world, how):
+    """Alice's records in every rule family (sales and registrations, claims, service,
+    loyalty, the maker's own): after her erasure no rule finds anything on them."""
+
+    def row(make, ext, days, kind, payload, **kw):
+        return {**make(ext, occurred_at=world.days(days), **kw), "kind": kind, "payload": payload}
+
+    put(
+        world.shop,
+        sale("S-1", occurred_at=world.days(100)),
+        row(sale, "A-1", 50, "loyalty_accrual", {"points": 500, "sale_reference": "S-1"}),
+        row(
+            sale,
+            "R-1",
+            40,
+            "service_request",
+            {"issue": "noise", "status": "open", "reference": "CASE-1"},
+        ),
+        row(sale, "X-1", 20, "return", {"sale_reference": "S-1"}),
+        {
+            "external_id": "RD-1",
+            "kind": "loyalty_redemption",
+            "occurred_at": world.days(10),
+            "customer": {"kind": "email", "value": "alice@example.org"},
+            "payload": {"points": 900},
+        },
+    )
+    put(
+        world.maker,
+        registration(
+            "W-1",
+            occurred_at=world.days(99),
+            payload={"warranty_months": 24, "purchase_date": _late()},
+        ),
+        row(registration, "C-1", 101, "warranty_claim", {"fault": "pump"}),
+        row(registration, "C-2", 10, "warranty_claim", {"fault": "pump"}),
+        row(
+            registration,
+            "K-1",
+            35,
+            "service_completion",
+            {"reference": "CASE-1", "resolution": "fixed"},
+        ),
+        row(registration, "MA-1", 49, "loyalty_accrual", {"points": 100, "reason": "purchase"}),
+        registration("W-9", serial="SN-9", occurred_at=world.days(90)),
+        row(registration, "C-9", 10, "warranty_claim", {"fault": "pump"}, serial="SN-9"),
+    )
+    give_consents(world)
+    run(world)
+    assert set(kinds()) >= {
+        "registration_date_mismatch",
+        "claim_before_sale",
+        "repeated_claims",
+        "service_status_conflict",
+        "accrual_not_reversed",
+        "double_credit",
+        "redemption_exceeds_balance",
+        "registration_without_sale",
+        "claim_without_sale",
+    }
+
+    after = _erase_then_run(world, _customer(), how)
+    assert after.counts["opened"] == 0
+    assert kinds() == [] and _names_no_erased_customer()
+
+
 def test_a_change_to_the_agreement_makes_the_next_run_a_full_one(world):
     put(world.shop, sale("S-1", occurred_at=world.days(100)))
     give_consents(world)
