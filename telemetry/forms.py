@@ -1,8 +1,8 @@
 """Portal form for a service rule: the conditions as JSON, checked by the service."""
 
-import json
-
 from django import forms
+
+from partners.api.bodies import BodyError, loads
 
 from .models import ServiceRule
 
@@ -23,7 +23,10 @@ class RuleForm(forms.Form):
     )
 
     def clean_conditions(self):
+        """JSON within the bounds of every body (partners/api/bodies.py): 5,000 nested brackets
+        fit in the field and would exhaust the standard parser's recursion."""
         try:
-            return json.loads(self.cleaned_data["conditions"])
-        except ValueError as exc:
-            raise forms.ValidationError("The conditions are not valid JSON.") from exc
+            return loads(self.cleaned_data["conditions"].encode())
+        except BodyError as exc:
+            where = f" (at {exc.path})" if exc.path else ""
+            raise forms.ValidationError(f"This {exc.message}{where}.") from exc
