@@ -30,8 +30,8 @@ from .keys import hmac_keyring, master_keyring
 
 EMAIL, PHONE, LOYALTY = "email", "phone", "loyalty"
 KINDS = (EMAIL, PHONE, LOYALTY)
-SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
-LOYALTY_RE = re.compile(r"^[A-Z0-9]{4,40}$")
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")  # fullmatch: "$" would take a trailing newline
+LOYALTY_RE = re.compile(r"[A-Z0-9]{4,40}")
 # The common shape of an address (a dot-atom local part and a host name), spelled with Django's
 # own patterns: what matches here ``validate_email`` accepts too, so only the rest (quoted local
 # parts, address literals, errors) pays for the full validator.
@@ -73,7 +73,7 @@ def normalise(kind, value):
         return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     if kind == LOYALTY:
         value = re.sub(r"[\s\-]", "", value).upper()
-        if not LOYALTY_RE.match(value):
+        if not LOYALTY_RE.fullmatch(value):
             raise ValidationError("A loyalty number is 4 to 40 letters or digits.")
         return value
     raise ValidationError(f"Unknown identifier kind {kind!r}: use one of {', '.join(KINDS)}.")
@@ -138,7 +138,7 @@ def parse_identifier(*, kind, value=None, sha256=None, programme_id=None):
     if value is not None:
         raw = normalise(kind, value)
         return ParsedIdentifier(kind, namespace, prehash(raw), raw)
-    if not isinstance(sha256, str) or not SHA256_HEX.match(sha256.strip().lower()):
+    if not isinstance(sha256, str) or not SHA256_HEX.fullmatch(sha256.strip().lower()):
         raise ValidationError("sha256 must be 64 hexadecimal characters.")
     return ParsedIdentifier(kind, namespace, sha256.strip().lower(), None)
 

@@ -36,10 +36,44 @@ _SHAPE = {
 }
 
 
+MAX_CONDITIONS = 20  # each is a statement per batch of readings: a rule's cost stays bounded
+MAX_MINUTES = 60 * 24 * 90
+_FIELD_SCHEMA = {
+    "metric": {"type": "string", "enum": list(METRICS)},
+    "op": {"type": "string", "enum": [">", "<"]},
+    "value": {"type": "number"},
+    "at_least": {"type": "number"},
+    "per_hour": {"type": "number"},
+    "minutes": {"type": "number", "exclusiveMinimum": True, "minimum": 0, "maximum": MAX_MINUTES},
+}
+# The OpenAPI description of ``conditions``: what ``validate_conditions`` takes, said as a schema.
+CONDITIONS_SCHEMA = {
+    "type": "array",
+    "minItems": 1,
+    "maxItems": MAX_CONDITIONS,
+    "items": {
+        "oneOf": [
+            {
+                "type": "object",
+                "properties": {
+                    "kind": {"type": "string", "enum": [kind]},
+                    **{name: _FIELD_SCHEMA[name] for name in sorted(shape)},
+                },
+                "required": ["kind", *sorted(shape)],
+                "additionalProperties": False,
+            }
+            for kind, shape in _SHAPE.items()
+        ]
+    },
+}
+
+
 def validate_conditions(conditions):
     """A list of messages; empty when every condition is well formed."""
     if not isinstance(conditions, list) or not conditions:
         return ["conditions must be a non-empty list"]
+    if len(conditions) > MAX_CONDITIONS:
+        return [f"a rule has at most {MAX_CONDITIONS} conditions"]
     errors = []
     for i, cond in enumerate(conditions):
         if not isinstance(cond, dict) or cond.get("kind") not in KINDS:
@@ -58,8 +92,8 @@ def validate_conditions(conditions):
                 isinstance(cond[name], bool) or not isinstance(cond[name], int | float)
             ):
                 errors.append(f"condition {i}: {name} must be a number")
-        if isinstance(cond.get("minutes"), int | float) and not 0 < cond["minutes"] <= 60 * 24 * 90:
-            errors.append(f"condition {i}: minutes must be between 1 and 129600")
+        if isinstance(cond.get("minutes"), int | float) and not 0 < cond["minutes"] <= MAX_MINUTES:
+            errors.append(f"condition {i}: minutes must be above 0 and at most {MAX_MINUTES}")
     return errors
 
 

@@ -31,7 +31,7 @@ def _clean_device(row):
     for name in sorted(set(row) - DEVICE_FIELDS):
         errors[name] = "is not a field of a device"
     serial = row.get("serial")
-    if not isinstance(serial, str) or not SERIAL.match(serial):
+    if not isinstance(serial, str) or not SERIAL.fullmatch(serial):
         errors["serial"] = "is required: 1-64 letters, digits or . _ / -"
     gtin = None
     try:

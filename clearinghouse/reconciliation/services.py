@@ -40,6 +40,10 @@ def _clean_text(text, *, required):
     return text
 
 
+class WrongState(ValidationError):
+    """The discrepancy is not in the state the action starts from (the API answers 409)."""
+
+
 @transaction.atomic
 def discrepancy_transition(*, discrepancy, action, partner, reason, user=None, credential=None):
     """resolve / dismiss an open discrepancy, or reopen a closed one, with a reason."""
@@ -50,9 +54,9 @@ def discrepancy_transition(*, discrepancy, action, partner, reason, user=None, c
     reason = _clean_text(reason, required=True)
     source, target, note_action = TRANSITIONS[action]
     if source is not None and discrepancy.status != source:
-        raise ValidationError({"status": f"The discrepancy is {discrepancy.status}, not {source}."})
+        raise WrongState({"status": f"The discrepancy is {discrepancy.status}, not {source}."})
     if source is None and discrepancy.status == Discrepancy.Status.OPEN:
-        raise ValidationError({"status": "The discrepancy is already open."})
+        raise WrongState({"status": "The discrepancy is already open."})
     discrepancy.status = target
     discrepancy.updated_at = timezone.now()
     discrepancy.save(update_fields=["status", "updated_at"])

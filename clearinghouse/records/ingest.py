@@ -22,12 +22,15 @@ from consent import identity
 from consent.services import customer_sources_touch, identities_resolve
 from consent.staging import row_source, stage_copy, stage_create
 from partners.api.bodies import parse_moment
+from partners.api.schema import SERIAL_PATTERN
 from partners.record_kinds import KINDS
 
 from .gtin import normalise_gtin
 
-EXTERNAL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/#-]{0,99}$")
-SERIAL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$")
+# Matched whole (``fullmatch``): ``$`` would let a trailing newline through.
+EXTERNAL_ID_PATTERN = "[A-Za-z0-9][A-Za-z0-9._:/#-]{0,99}"
+EXTERNAL_ID = re.compile(EXTERNAL_ID_PATTERN)
+SERIAL = re.compile(SERIAL_PATTERN.strip("^$"))
 FUTURE_TOLERANCE = timedelta(days=1)
 RECORD_FIELDS = frozenset({"external_id", "kind", "occurred_at", "customer", "product", "payload"})
 CUSTOMER_FIELDS = frozenset({"kind", "value", "sha256"})
@@ -126,7 +129,7 @@ def validate_row(index, row, *, partner, now, memo=None):
         errors.append({"field": name, "message": message})
 
     external_id = row.get("external_id")
-    if not isinstance(external_id, str) or not EXTERNAL_ID.match(external_id):
+    if not isinstance(external_id, str) or not EXTERNAL_ID.fullmatch(external_id):
         err(
             "external_id",
             "is required: 1-100 letters, digits or . _ : / # -, starting with a letter or digit",
@@ -175,7 +178,7 @@ def validate_row(index, row, *, partner, now, memo=None):
                 err("product.gtin", message)
                 gtin = ""
             serial = product.get("serial")
-            if not isinstance(serial, str) or not SERIAL.match(serial):
+            if not isinstance(serial, str) or not SERIAL.fullmatch(serial):
                 err("product.serial", "is required: 1-64 letters, digits or . _ / -")
                 serial = ""
     payload = None

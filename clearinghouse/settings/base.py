@@ -313,7 +313,11 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": (
         "Partner systems push interaction records and telemetry, read what their agreements and "
         "their customers' consent allow, and work discrepancies. Authenticate with "
-        "`Authorization: Bearer <key>`. Errors are RFC 9457 `application/problem+json`."
+        "`Authorization: Bearer <key>`. Errors are RFC 9457 `application/problem+json`. "
+        "Every body is JSON (NDJSON where an ingest says so) of at most 16 levels of nesting; "
+        "every string and key in it is valid Unicode without NUL; every date-time has a time "
+        "zone and lies between 1900 and 9000; integers are 64-bit. A body over its endpoint's "
+        "size limit is refused with 413 before it is read."
     ),
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,

@@ -1,13 +1,82 @@
 from django.core.exceptions import ValidationError as DjangoValidationError
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import OpenApiParameter, extend_schema_field
 from rest_framework import serializers
 
 from partners.api.fields import MomentField, StrictCharField, StrictSlugField
+from partners.api.schema import SHA256_PATTERN
 
 from .. import identity
 from ..catalogue import CATEGORIES, PURPOSES
 
 
+def _identifier_by_value(kind, value_schema):
+    return {
+        "type": "object",
+        "properties": {"kind": {"type": "string", "enum": [kind]}, "value": value_schema},
+        "required": ["kind", "value"],
+        "additionalProperties": False,
+    }
+
+
+# What a customer reference looks like, as the OpenAPI document says it: the value raw (an
+# e-mail address, a phone number, a loyalty number of your programme) or the SHA-256 hex of its
+# normalised form, never both. What no schema can say, ``identity.normalise`` checks: that an
+# address is deliverable in form, a phone number possible.
+IDENTIFIER_SCHEMA = {
+    "description": "The customer: e-mail, phone or your loyalty number, raw (`value`) or as the "
+    "SHA-256 hex of the normalised value (`sha256`: lower-cased e-mail, E.164 phone, upper-case "
+    "loyalty number without spaces or dashes).",
+    "oneOf": [
+        {
+            "type": "object",
+            "properties": {
+                "kind": {"type": "string", "enum": list(identity.KINDS)},
+                "sha256": {"type": "string", "pattern": SHA256_PATTERN},
+            },
+            "required": ["kind", "sha256"],
+            "additionalProperties": False,
+        },
+        _identifier_by_value(
+            identity.EMAIL, {"type": "string", "format": "email", "maxLength": 254}
+        ),
+        _identifier_by_value(
+            identity.PHONE,
+            {
+                "type": "string",
+                "pattern": "^[+0-9][0-9 ().\\-/]{3,30}$",
+                "description": "E.164 (+4930123456), or national with PHONE_DEFAULT_REGION",
+            },
+        ),
+        _identifier_by_value(
+            identity.LOYALTY,
+            {
+                "type": "string",
+                "pattern": "^[A-Za-z0-9 -]{4,60}$",
+                "description": "4 to 40 letters or digits once spaces and dashes are left out",
+            },
+        ),
+    ],
+}
+
+
+# The same, as query parameters (GET /consents/status, /customers/timeline): ``value`` or
+# ``sha256``, never both (no schema of parameters can say that; the view answers 400).
+IDENTIFIER_PARAMETERS = [
+    OpenApiParameter("kind", str, enum=list(identity.KINDS)),
+    OpenApiParameter(
+        "value",
+        {"type": "string", "maxLength": 320},
+        description="The identifier raw (or send sha256)",
+    ),
+    OpenApiParameter(
+        "sha256",
+        {"type": "string", "pattern": SHA256_PATTERN},
+        description="SHA-256 hex of the normalised identifier",
+    ),
+]
+
+
+@extend_schema_field(IDENTIFIER_SCHEMA)
 class IdentifierSerializer(serializers.Serializer):
     """A customer named by e-mail, phone (E.164, or national with PHONE_DEFAULT_REGION) or
     loyalty number (of the calling partner's programme): the value, or the SHA-256 hex of its
@@ -43,6 +112,7 @@ class ConsentCreateSerializer(serializers.Serializer):
         child=serializers.ChoiceField(choices=list(CATEGORIES)),
         required=False,
         allow_empty=False,
+        min_length=1,  # so that the schema says minItems: 1
         max_length=len(CATEGORIES),
     )
     policy_version = serializers.IntegerField(required=False, min_value=1)

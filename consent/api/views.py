@@ -6,6 +6,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from partners.api.base import PartnerAPIView, PartnerScopedViewSet
+from partners.api.problems import Conflict
 from partners.models import Scope
 from partners.selectors import active_partner_by_slug
 
@@ -13,18 +14,13 @@ from .. import identity, selectors, services
 from ..catalogue import CATEGORIES, PURPOSES
 from ..models import ConsentGrant
 from .serializers import (
+    IDENTIFIER_PARAMETERS,
     CatalogueSerializer,
     ConsentCreateSerializer,
     ConsentSerializer,
     ConsentStatusQuerySerializer,
     ConsentStatusSerializer,
 )
-
-
-class Conflict(exceptions.APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_detail = "This conflicts with the current state."
-    default_code = "conflict"
 
 
 class ConsentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PartnerScopedViewSet):
@@ -95,8 +91,7 @@ class ConsentStatusView(PartnerAPIView):
     @extend_schema(
         parameters=[
             OpenApiParameter("kind", str, enum=list(identity.KINDS), required=True),
-            OpenApiParameter("value", str, description="The identifier (or send sha256)"),
-            OpenApiParameter("sha256", str, description="SHA-256 hex of the normalised identifier"),
+            *IDENTIFIER_PARAMETERS[1:],
         ],
         responses=ConsentStatusSerializer,
     )

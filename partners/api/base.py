@@ -32,7 +32,11 @@ class PartnerScopedViewSet(RefusesNul, viewsets.GenericViewSet):
     permission_classes = [HasScope]
     required_scopes: dict = {}
     model = None
-    lookup_value_regex = "[0-9a-fA-F-]{36}"
+    # A UUID: anything else in the place of an id is a 404 from the URL conf, not a 400 from
+    # the database's refusal to compare it with a uuid column.
+    lookup_value_regex = (
+        "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+    )
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

@@ -11,9 +11,11 @@ from datetime import timedelta
 
 from django.db import models
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from .bodies import parse_moment
+from .schema import GTIN_SCHEMA
 
 
 class StrictText:
@@ -39,6 +41,15 @@ class StrictURLField(StrictText, serializers.URLField):
 
 class StrictSlugField(StrictText, serializers.SlugField):
     pass
+
+
+@extend_schema_field(GTIN_SCHEMA)
+class GtinField(StrictCharField):
+    """A GTIN as the schema says it (the check digit is the service's to check)."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", 14)
+        super().__init__(**kwargs)
 
 
 class MomentField(serializers.DateTimeField):

@@ -2,6 +2,8 @@
 a 400 problem, never silently ignored: ``?status=`` or ``?mine=1`` is a client's bug it should
 hear about, not a request for everything."""
 
+import re
+
 from rest_framework import exceptions
 
 
@@ -19,3 +21,17 @@ def boolean_param(request, name):
     """True or False for ``true``/``false``; None when absent."""
     value = choice_param(request, name, ("true", "false"))
     return None if value is None else value == "true"
+
+
+SERIAL_WHAT = "1-64 letters, digits or . _ / -, starting with a letter or digit"
+
+
+def pattern_param(request, name, pattern, what):
+    """The value of query parameter ``name`` when it matches ``pattern`` (a regular expression
+    the OpenAPI document states too) whole; None when absent."""
+    value = request.query_params.get(name)
+    if value is None:
+        return None
+    if not re.fullmatch(pattern.strip("^$"), value):
+        raise exceptions.ValidationError({name: f"must be {what}"})
+    return value

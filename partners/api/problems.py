@@ -66,6 +66,14 @@ class ServiceUnavailable(exceptions.APIException):
         self.wait = RETRY_AFTER_SECONDS  # DRF turns it into Retry-After
 
 
+class Conflict(exceptions.APIException):
+    """The request is valid but the object's current state refuses it (409)."""
+
+    status_code = 409
+    default_detail = "This conflicts with the current state."
+    default_code = "conflict"
+
+
 def service_unavailable_logged(exc, request=None):
     """Log an outage error once, briefly (it is expected while a service restarts)."""
     path = request.path if request is not None else "?"

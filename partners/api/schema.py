@@ -1,4 +1,6 @@
-"""OpenAPI description of the Bearer key scheme (loaded by the app config)."""
+"""OpenAPI: the Bearer key scheme (loaded by the app config), the problem document of every error,
+and the patterns of values that several endpoints take, so that each says the same as the code
+that checks it."""
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
@@ -88,16 +90,33 @@ def _error_codes(operation):
     return codes
 
 
+def _body_required(operation, components):
+    """A body with required properties, or one of several shapes, cannot be left out: the
+    document says so (drf-spectacular leaves ``required`` out for schemas given as dicts)."""
+    body = operation.get("requestBody")
+    if not body or body.get("required"):
+        return
+    for media in body.get("content", {}).values():
+        schema = media.get("schema", {})
+        ref = schema.get("$ref", "")
+        if ref:
+            schema = components.get(ref.rsplit("/", 1)[-1], {})
+        if schema.get("required") or schema.get("oneOf") or schema.get("type") == "array":
+            body["required"] = True
+
+
 def problem_responses(result, generator, request, public):
     """drf-spectacular post-processing hook: document every error answer as
     ``application/problem+json`` with the ``Problem`` schema, so that the schema tells clients
     (and the fuzzing test that holds the API to it) what failures look like."""
     result.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
     reference = {"$ref": "#/components/schemas/Problem"}
+    components = result["components"]["schemas"]
     for item in result.get("paths", {}).values():
         for method, operation in item.items():
             if method not in ("get", "post", "put", "patch", "delete"):
                 continue
+            _body_required(operation, components)
             responses = operation.setdefault("responses", {})
             declared = {int(code) for code in responses if code[0] in "45"}
             for code in sorted(_error_codes(operation) | declared):
@@ -107,3 +126,18 @@ def problem_responses(result, generator, request, public):
                     "content": {"application/problem+json": {"schema": reference}},
                 }
     return result
+
+
+# --- Values several endpoints take -------------------------------------------------------------
+
+# GTIN-8, -12, -13 or -14: the digits (the check digit is checked too, which no pattern can say).
+GTIN_PATTERN = "^[0-9]{8}([0-9]{4,6})?$"
+GTIN_SCHEMA = {
+    "type": "string",
+    "pattern": GTIN_PATTERN,
+    "description": "GTIN-8/12/13/14 with a valid check digit",
+}
+# A product unit's serial number, as records and devices take it.
+SERIAL_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$"
+SERIAL_SCHEMA = {"type": "string", "pattern": SERIAL_PATTERN, "maxLength": 64}
+SHA256_PATTERN = "^[0-9a-f]{64}$"

@@ -5,7 +5,7 @@ endpoint or delivery is a 404."""
 
 import uuid
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import exceptions, mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -37,14 +37,34 @@ class EndpointSerializer(StrictModelSerializer):
         read_only_fields = fields
 
 
+# The receiver's address as ``transport.validate_endpoint_url`` takes it: http(s), a host name
+# (on the public internet), no credentials, no fragment. In production only https (the pattern
+# says https; development servers also take http).
+ENDPOINT_URL_SCHEMA = {
+    "type": "string",
+    "format": "uri",
+    "maxLength": 2000,
+    "pattern": (
+        r"^https://([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}"
+        r"(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~!$&'()*+,;=:%/-]*)?(\?[A-Za-z0-9._~!$&'()*+,;=:%/?-]*)?$"
+    ),
+}
+
+
+@extend_schema_field(ENDPOINT_URL_SCHEMA)
+class EndpointURLField(StrictCharField):
+    """The receiver's address; checked by the service."""
+
+
 class EndpointCreateSerializer(serializers.Serializer):
-    url = StrictCharField(
+    url = EndpointURLField(
         max_length=2000, help_text="HTTPS address of your receiver, without credentials."
     )
     description = StrictCharField(max_length=200, required=False, allow_blank=True)
     event_types = serializers.ListField(
         child=serializers.ChoiceField(choices=WebhookEventType.choices),
         allow_empty=False,
+        min_length=1,  # so that the schema says minItems: 1
         max_length=len(WebhookEventType.values),
     )
 

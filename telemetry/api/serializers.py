@@ -7,6 +7,7 @@ from partners.api.fields import StrictCharField, StrictModelSerializer
 
 from ..catalogue import METRICS
 from ..models import Device, ServiceRule, ServiceSignal
+from ..rules import CONDITIONS_SCHEMA
 
 
 class DeviceSerializer(StrictModelSerializer):
@@ -80,8 +81,13 @@ class ReadingResultSerializer(serializers.Serializer):
     errors_truncated = serializers.BooleanField()
 
 
+@extend_schema_field(CONDITIONS_SCHEMA)
+class ConditionsField(serializers.JSONField):
+    """A rule's conditions: JSON checked by ``rules.validate_conditions`` in the service."""
+
+
 class RuleSerializer(StrictModelSerializer):
-    conditions = serializers.JSONField()
+    conditions = ConditionsField()
 
     class Meta:
         model = ServiceRule

@@ -71,8 +71,11 @@ def test_resolve_dismiss_reopen_and_comment_with_history(opened, keys, api):
         f"/api/v1/discrepancies/{d.pk}/dismiss", {"reason": "registered on paper"}, format="json"
     ).json()
     assert body["status"] == "dismissed"
+    # A dismissed finding cannot be resolved: the state refuses it (409), not the input.
     assert_problem(
-        maker.post(f"/api/v1/discrepancies/{d.pk}/resolve", {"reason": "x"}, format="json"), 400
+        maker.post(f"/api/v1/discrepancies/{d.pk}/resolve", {"reason": "x"}, format="json"),
+        409,
+        "wrong_state",
     )
     shop = api(keys["shop"])
     assert (

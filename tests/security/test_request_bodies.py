@@ -345,3 +345,43 @@ def test_a_number_for_a_string_field_is_refused(pair, maker, issue_key):
     body = {"url": "https://a.example/h", "event_types": ["record.shared"], "description": 5}
     problem = assert_problem(maker.post("/api/v1/webhooks", body, format="json"), 400)
     assert problem["errors"][0]["field"] == "description"
+
+
+# --- the schema says what the server enforces --------------------------------------------------
+
+
+def test_a_trailing_newline_is_no_part_of_an_external_id_or_a_serial(pair, shop):
+    """``$`` in a Python pattern matches before a final newline; the schema's does not."""
+    rows = [sale("S-1\n"), sale("S-2", serial="SN-2\n"), sale("S-3")]
+    results = post(shop, "/api/v1/records", orjson.dumps(rows)).json()["results"]
+    assert [r["status"] for r in results] == ["rejected", "rejected", "created"]
+    assert [r["errors"][0]["field"] for r in results[:2]] == ["external_id", "product.serial"]
+
+
+@pytest.mark.parametrize(
+    "query, field",
+    [("serial=" + "x" * 65, "serial"), ("serial=a%0A", "serial"), ("gtin=12ab", "gtin")],
+)
+def test_a_filter_outside_its_pattern_is_a_400_not_cut(pair, shop, query, field):
+    problem = assert_problem(shop.get(f"/api/v1/records?{query}"), 400, "validation")
+    assert problem["errors"][0]["field"] == field
+
+
+def test_an_id_that_is_no_uuid_is_a_404(pair, maker):
+    assert_problem(maker.get("/api/v1/discrepancies/" + "0" * 36), 404)
+    assert_problem(maker.post("/api/v1/discrepancies/" + "0" * 36 + "/dismiss", {}), 404)
+
+
+def test_the_schema_states_patterns_lengths_and_minimum_items(db, client):
+    schema = client.get("/api/schema/?format=json").json()
+    components = schema["components"]["schemas"]
+    records = schema["paths"]["/api/v1/records"]
+    params = {p["name"]: p["schema"] for p in records["get"]["parameters"]}
+    assert params["gtin"]["pattern"] and params["serial"]["pattern"]
+    assert components["ConsentCreateRequest"]["properties"]["categories"]["minItems"] == 1
+    assert components["EndpointCreateRequest"]["properties"]["event_types"]["minItems"] == 1
+    assert components["EndpointCreateRequest"]["properties"]["url"]["pattern"].startswith("^https")
+    assert components["WarrantyTermsRequest"]["properties"]["gtin"]["pattern"]
+    assert components["RuleRequest"]["properties"]["conditions"]["minItems"] == 1
+    body = schema["paths"]["/api/v1/telemetry/devices"]["post"]["requestBody"]
+    assert body["required"] is True

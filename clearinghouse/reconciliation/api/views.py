@@ -3,7 +3,7 @@ dismiss, reopen, comment; the pair's reconciliation runs; and a manufacturer's w
 per product model."""
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, mixins, serializers
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -11,8 +11,10 @@ from rest_framework.response import Response
 from clearinghouse.records.api.views import request_id
 from partners.api.authentication import request_actor
 from partners.api.base import PartnerAPIView, PartnerScopedViewSet
-from partners.api.fields import MomentField, StrictCharField, StrictModelSerializer
-from partners.api.params import choice_param
+from partners.api.fields import GtinField, MomentField, StrictCharField, StrictModelSerializer
+from partners.api.params import SERIAL_WHAT, choice_param, pattern_param
+from partners.api.problems import Conflict
+from partners.api.schema import SERIAL_PATTERN
 from partners.models import Scope
 
 from .. import selectors, services
@@ -88,6 +90,12 @@ class CommentSerializer(serializers.Serializer):
     text = StrictCharField(max_length=2000)
 
 
+TRANSITION_RESPONSES = {
+    200: DiscrepancyDetailSerializer,
+    409: OpenApiResponse(description="The discrepancy is not in the state the action starts from."),
+}
+
+
 class RunSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     manufacturer = StrictCharField(source="manufacturer.slug")
@@ -124,16 +132,16 @@ class DiscrepancyViewSet(mixins.ListModelMixin, PartnerScopedViewSet):
                 value = choice_param(self.request, name, choices)
                 if value:
                     queryset = queryset.filter(**{name: value})
-        if params.get("serial"):
+        if pattern_param(self.request, "serial", SERIAL_PATTERN, SERIAL_WHAT):
             queryset = selectors.with_unit_shown(
-                queryset.filter(serial=params["serial"][:64]), partner=partner
+                queryset.filter(serial=params["serial"]), partner=partner
             )
         return queryset
 
     @extend_schema(
         parameters=[
             *(OpenApiParameter(name, str, enum=choices) for name, choices in FILTERS.items()),
-            OpenApiParameter("serial", str),
+            OpenApiParameter("serial", str, pattern=SERIAL_PATTERN),
         ]
     )
     def list(self, request, *args, **kwargs):
@@ -178,21 +186,23 @@ class DiscrepancyViewSet(mixins.ListModelMixin, PartnerScopedViewSet):
                 user=user,
                 credential=credential,
             )
+        except services.WrongState as exc:
+            raise Conflict(exc.messages[0], code="wrong_state") from exc
         except DjangoValidationError as exc:
             raise _invalid(exc) from exc
         return Response(self._detail(discrepancy))
 
-    @extend_schema(request=ReasonSerializer, responses=DiscrepancyDetailSerializer)
+    @extend_schema(request=ReasonSerializer, responses=TRANSITION_RESPONSES)
     @action(detail=True, methods=["post"])
     def resolve(self, request, pk=None):
         return self._transition(request, "resolve")
 
-    @extend_schema(request=ReasonSerializer, responses=DiscrepancyDetailSerializer)
+    @extend_schema(request=ReasonSerializer, responses=TRANSITION_RESPONSES)
     @action(detail=True, methods=["post"])
     def dismiss(self, request, pk=None):
         return self._transition(request, "dismiss")
 
-    @extend_schema(request=ReasonSerializer, responses=DiscrepancyDetailSerializer)
+    @extend_schema(request=ReasonSerializer, responses=TRANSITION_RESPONSES)
     @action(detail=True, methods=["post"])
     def reopen(self, request, pk=None):
         return self._transition(request, "reopen")
@@ -230,7 +240,7 @@ class RunViewSet(mixins.ListModelMixin, PartnerScopedViewSet):
 
 
 class WarrantyTermsSerializer(StrictModelSerializer):
-    gtin = StrictCharField(max_length=14, help_text="8, 12, 13 or 14 digits; answered as GTIN-14")
+    gtin = GtinField(help_text="8, 12, 13 or 14 digits; answered as GTIN-14")
 
     class Meta:
         model = WarrantyTerms

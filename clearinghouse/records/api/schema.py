@@ -4,31 +4,18 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from clearinghouse.reconciliation.models import RecordLink
+from consent.api.serializers import IDENTIFIER_SCHEMA
 from partners.api.fields import MomentField, StrictCharField
+from partners.api.schema import GTIN_SCHEMA, SERIAL_SCHEMA
 from partners.record_kinds import KINDS, shareable_fields
 
-IDENTIFIER_SCHEMA = {
-    "type": "object",
-    "description": "The customer: e-mail, phone (E.164) or your loyalty number, raw (`value`) or as "
-    "the SHA-256 hex of the normalised value (`sha256`).",
-    "properties": {
-        "kind": {"type": "string", "enum": ["email", "phone", "loyalty"]},
-        "value": {"type": "string", "maxLength": 320},
-        "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
-    },
-    "required": ["kind"],
-}
+from ..ingest import EXTERNAL_ID_PATTERN
+
 PRODUCT_SCHEMA = {
     "type": "object",
-    "properties": {
-        "gtin": {
-            "type": "string",
-            "pattern": "^[0-9]{8}([0-9]{4,6})?$",
-            "description": "GTIN-8/12/13/14 with a valid check digit",
-        },
-        "serial": {"type": "string", "maxLength": 64},
-    },
+    "properties": {"gtin": GTIN_SCHEMA, "serial": SERIAL_SCHEMA},
     "required": ["gtin", "serial"],
+    "additionalProperties": False,
 }
 
 
@@ -41,16 +28,21 @@ def _record_schema(kind):
         "properties": {
             "external_id": {
                 "type": "string",
-                "maxLength": 100,
+                "pattern": f"^{EXTERNAL_ID_PATTERN}$",
                 "description": "Your id: unique per partner, makes re-sending safe",
             },
             "kind": {"type": "string", "enum": [kind.key]},
-            "occurred_at": {"type": "string", "format": "date-time"},
+            "occurred_at": {
+                "type": "string",
+                "format": "date-time",
+                "description": "With a time zone; from 1900, and not in the future",
+            },
             "customer": IDENTIFIER_SCHEMA,
             "payload": kind.json_schema(),
         },
         "required": ["external_id", "kind", "occurred_at", "customer"]
-        + (["product"] if kind.unit == "required" else []),
+        + (["product"] if kind.unit == "required" else [])
+        + (["payload"] if any(f.required for f in kind.fields) else []),
         "additionalProperties": False,
     }
     if kind.unit != "none":

@@ -1,6 +1,7 @@
 """The records API: ingest (one record, a JSON array or NDJSON), lists, details and the two
 timelines — every read through the one visibility decision."""
 
+import re
 import uuid
 
 import orjson
@@ -13,12 +14,14 @@ from rest_framework.response import Response
 
 from clearinghouse.reconciliation.selectors import attach_links
 from consent import identity
+from consent.api.serializers import IDENTIFIER_PARAMETERS
 from consent.selectors import customer_by_identifier
 from partners.api.base import PartnerAPIView
 from partners.api.bodies import STREAMED, PayloadTooLarge
 from partners.api.pagination import CursorPagination
-from partners.api.params import boolean_param, choice_param
+from partners.api.params import SERIAL_WHAT, boolean_param, choice_param, pattern_param
 from partners.api.problems import PROBLEM_CONTENT_TYPE, problem
+from partners.api.schema import GTIN_PATTERN, GTIN_SCHEMA, SERIAL_PATTERN, SHA256_PATTERN
 from partners.models import Scope
 from partners.record_kinds import KINDS
 
@@ -62,8 +65,10 @@ class RecordsView(_RecordReads, PartnerAPIView):
     @extend_schema(
         parameters=[
             OpenApiParameter("kind", str, enum=list(KINDS)),
-            OpenApiParameter("gtin", str),
-            OpenApiParameter("serial", str),
+            OpenApiParameter(
+                "gtin", str, pattern=GTIN_PATTERN, description=GTIN_SCHEMA["description"]
+            ),
+            OpenApiParameter("serial", str, pattern=SERIAL_PATTERN),
             OpenApiParameter(
                 "mine", bool, description="true: only yours; false: only shared with you"
             ),
@@ -76,10 +81,10 @@ class RecordsView(_RecordReads, PartnerAPIView):
         kind = choice_param(request, "kind", KINDS)
         if kind:
             visible = visible.filter(kind=kind)
-        if params.get("gtin"):
+        if pattern_param(request, "gtin", GTIN_PATTERN, "8, 12, 13 or 14 digits"):
             visible = visible.filter(gtin=_gtin(params["gtin"]))
-        if params.get("serial"):
-            visible = visible.filter(serial=params["serial"][:64])
+        if pattern_param(request, "serial", SERIAL_PATTERN, SERIAL_WHAT):
+            visible = visible.filter(serial=params["serial"])
         mine = boolean_param(request, "mine")
         if mine is True:
             visible = visible.filter(submitted_by_id=self.partner.pk)
@@ -190,8 +195,16 @@ class UnitTimelineView(_RecordReads, PartnerAPIView):
     required_scopes = {"GET": Scope.RECORDS_READ}
     ordering = ("occurred_at", "id")
 
-    @extend_schema(responses=RecordSerializer(many=True))
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("gtin", str, OpenApiParameter.PATH, pattern=GTIN_PATTERN),
+            OpenApiParameter("serial", str, OpenApiParameter.PATH, pattern=SERIAL_PATTERN),
+        ],
+        responses=RecordSerializer(many=True),
+    )
     def get(self, request, gtin, serial):
+        if not re.fullmatch(SERIAL_PATTERN.strip("^$"), serial):
+            raise exceptions.ValidationError({"serial": f"must be {SERIAL_WHAT}"})
         return self.page(
             request,
             visibility.unit_timeline(partner=self.partner, gtin=_gtin(gtin), serial=serial),
@@ -209,9 +222,7 @@ class CustomerTimelineView(_RecordReads, PartnerAPIView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("kind", str, enum=list(identity.KINDS)),
-            OpenApiParameter("value", str),
-            OpenApiParameter("sha256", str),
+            *IDENTIFIER_PARAMETERS,
             OpenApiParameter("customer", uuid.UUID, description="pseudonymous reference"),
         ],
         responses=RecordSerializer(many=True),
@@ -220,12 +231,19 @@ class CustomerTimelineView(_RecordReads, PartnerAPIView):
         params = request.query_params
         customer_id = None
         choice_param(request, "kind", identity.KINDS)
+        pattern_param(request, "sha256", SHA256_PATTERN, "64 hexadecimal characters")
+        if params.get("customer") and any(params.get(n) for n in ("kind", "value", "sha256")):
+            raise exceptions.ValidationError(
+                {"customer": "name the customer one way: ?customer=<ref> or ?kind=…&value=…"}
+            )
         if params.get("customer"):
             try:
                 customer_id = uuid.UUID(params["customer"])
             except ValueError as exc:
                 raise exceptions.ValidationError({"customer": "must be a UUID"}) from exc
         elif params.get("kind"):
+            if len(params.get("value") or "") > 320:
+                raise exceptions.ValidationError({"value": "must be at most 320 characters"})
             try:
                 parsed = identity.parse_identifier(
                     kind=params["kind"],
