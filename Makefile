@@ -10,7 +10,7 @@ run:            ## bootstrap, migrate, load the demo, serve web + worker + beat
 test:           ## bootstrap, then the whole suite against real PostgreSQL, Redis and Chromium
 	@$(DEV) test
 
-fuzz:           ## the API fuzzer run long: FUZZ_EXAMPLES (default 100) per operation and mode
+fuzz:           ## the API, body and form fuzzers run long: FUZZ_EXAMPLES (default 100) each
 	@$(DEV) fuzz
 
 bootstrap:      ## only the virtualenv and the services

@@ -199,9 +199,10 @@ case "$cmd" in
   fuzz)
     bootstrap
     export FUZZ_EXAMPLES=${FUZZ_EXAMPLES:-100} FUZZ_RANDOM=${FUZZ_RANDOM:-1} FUZZ_TABLE=1
-    say "fuzzing every API operation against /api/schema/ ($FUZZ_EXAMPLES examples per operation and mode)"
+    say "fuzzing every API operation (by /api/schema/ and beyond it) and every form ($FUZZ_EXAMPLES examples each)"
     shift || true
-    python -m pytest tests/test_fuzz_api.py -p no:cacheprovider "$@"
+    python -m pytest tests/test_fuzz_api.py tests/test_fuzz_bodies.py tests/test_fuzz_forms.py \
+      -p no:cacheprovider "$@"
     ;;
   lint)
     ensure_venv
