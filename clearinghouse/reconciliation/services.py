@@ -1,6 +1,8 @@
 """Writes on the discrepancy queue: resolve, dismiss, reopen, comment — by either party,
 recorded with who, when and why, and announced to both parties after commit."""
 
+from datetime import timedelta
+
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -151,4 +153,21 @@ def warranty_terms_delete(*, terms, actor=None, credential=None):
         credential=credential,
         gtin=terms.gtin,
         model_name=terms.model_name,
+    )
+
+
+# A pair in force runs every few minutes and clears its findings' erased customers itself
+# (``engine._Run.forget_erased``); a pair that no longer runs (agreement suspended or ended, a
+# partner suspended) never will. A day gives the running pairs time to use the customer first:
+# their next run finds the erased customer's units by it.
+FORGET_ERASED_AFTER = timedelta(days=1)
+
+
+def findings_forget_erased(*, now=None):
+    """No finding of any pair keeps naming a customer erased more than a day ago; the nightly
+    beat calls this for the pairs that no longer run. Returns how many findings it cleared."""
+    cutoff = (now or timezone.now()) - FORGET_ERASED_AFTER
+    # Unscoped on purpose: erasure reaches every partner's findings about the customer.
+    return (
+        Discrepancy.objects.unscoped().filter(customer__erased_at__lt=cutoff).update(customer=None)
     )

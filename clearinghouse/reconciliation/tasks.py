@@ -14,6 +14,7 @@ from partners.models import Partner
 
 from .engine import RUN_TIME_LIMIT, reconcile_pair, run_announce
 from .models import ReconciliationRun
+from .services import findings_forget_erased
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +43,10 @@ def _uuid(value):
 @shared_task(name="reconciliation.reconcile_all", time_limit=300, soft_time_limit=280)
 def reconcile_all(full=False):
     """Beat: enqueue a run for every pair with an agreement in force (also the sweep that catches
-    ingests whose trigger was lost while Redis was away)."""
+    ingests whose trigger was lost while Redis was away). The nightly full round also clears
+    erased customers from the findings of pairs that no longer run."""
+    if full:
+        findings_forget_erased()
     pairs = pairs_in_force()
     for manufacturer_id, retailer_id in pairs:
         reconcile_pair_task.delay(

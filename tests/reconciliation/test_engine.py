@@ -976,3 +976,26 @@ def test_the_makers_own_findings_are_opened_once_across_its_retailers(world, mak
     assert list(found) == [("registration_without_sale", "SN-1", None)]
     assert Discrepancy.objects.get().evidence.count() == 1
     assert RecordLink.objects.filter(kind="sale_registration").count() == 1
+
+
+def test_the_nightly_round_forgets_erased_customers_of_pairs_that_no_longer_run(world, operator):
+    """A pair whose agreement ended never runs again, so no run of its own clears the erased
+    customer from its findings: the nightly full round does, once the erasure is a day old."""
+    from datetime import timedelta
+
+    from clearinghouse.reconciliation.tasks import reconcile_all
+    from consent.models import Customer
+    from partners.agreements.services import agreement_terminate
+
+    put(world.maker, registration("W-9", email="bob@example.org", occurred_at=world.days(90)))
+    run(world)
+    bob = _customer("bob@example.org")
+    assert Discrepancy.objects.filter(customer=bob).exists()
+    agreement_terminate(agreement=world.agreement, partner=world.maker, actor=world.maker_admin)
+    consent_services.customer_erase(customer=bob)
+    reconcile_all(full=True)  # the erasure is not a day old: the pairs in force go first
+    assert Discrepancy.objects.filter(customer=bob).exists()
+    Customer.objects.filter(pk=bob.pk).update(erased_at=timezone.now() - timedelta(days=2))
+    reconcile_all(full=True)
+    assert not Discrepancy.objects.filter(customer=bob).exists()
+    assert _names_no_erased_customer()
