@@ -115,6 +115,7 @@ NOT_IN_ANY_SCHEMA = {
     "No endpoint of yours has this id": "a reference to an object of yours",
     "No active partner has this slug": "a reference to another partner",
     "appears twice in this request": "unique by a key of the items",
+    "has no policy version": "a version of the purpose's policy (GET /consents/catalogue)",
 }
 
 

@@ -1,6 +1,7 @@
 """OpenAPI descriptions of records: one payload schema per kind, generated from the catalogue."""
 
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from clearinghouse.reconciliation.models import RecordLink
@@ -73,6 +74,18 @@ class ProductSerializer(serializers.Serializer):
     serial = StrictCharField()
 
 
+@extend_schema_field(
+    {
+        "type": "object",
+        "nullable": True,
+        "properties": {"gtin": {"type": "string"}, "serial": {"type": "string"}},
+        "required": ["gtin", "serial"],
+    }
+)
+class NullableProduct(ProductSerializer):
+    """The product of a record: null when the record is about no unit."""
+
+
 class LinkSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=RecordLink.Kind.values)
     ref = serializers.UUIDField(help_text="the matched record, on the same unit")
@@ -89,8 +102,12 @@ class RecordSerializer(serializers.Serializer):
     own = serializers.BooleanField(help_text="true when you submitted it")
     external_id = StrictCharField(required=False, help_text="yours only")
     # Not allow_null: a field the clause does not share is left out rather than sent as null
-    # (DRF turns a missing key into null for allow_null fields).
-    product = ProductSerializer(required=False, help_text="absent when not shared with you")
+    # (DRF turns a missing key into null for allow_null fields). A record about no unit has
+    # ``null``, which the schema says (NullableProduct).
+    product = NullableProduct(
+        required=False,
+        help_text="absent when not shared with you; null for a record about no unit",
+    )
     customer = serializers.UUIDField(
         required=False, help_text="pseudonymous reference; absent when not shared with you"
     )
