@@ -2,11 +2,12 @@
 
 import ast
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.support.waiting import run
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -62,13 +63,13 @@ def production_env():
 
 def test_production_settings_pass_check_deploy():
     env = production_env()
-    result = subprocess.run(
+    result = run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        what="manage.py check --deploy",
+        check=False,
         cwd=ROOT,
         env=env,
-        capture_output=True,
         text=True,
-        timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -76,13 +77,13 @@ def test_production_settings_pass_check_deploy():
 def test_production_refuses_to_start_without_a_secret_key():
     env = {k: v for k, v in os.environ.items() if k != "SECRET_KEY"}
     env.update(PRODUCTION_KEYS, DJANGO_SETTINGS_MODULE="clearinghouse.settings.production")
-    result = subprocess.run(
+    result = run(
         [sys.executable, "manage.py", "check"],
+        what="manage.py check",
+        check=False,
         cwd=ROOT,
         env=env,
-        capture_output=True,
         text=True,
-        timeout=120,
     )
     assert result.returncode != 0 and "SECRET_KEY must be set" in result.stderr
 
@@ -177,13 +178,13 @@ def test_production_refuses_to_start_without_key_material():
         DJANGO_SETTINGS_MODULE="clearinghouse.settings.production",
         SECRET_KEY="k7#Vq2!xPz9@Lm4$Rt6^Wb8&Nc1*Hd3(Jf5)Gs0-Ye2+Ua7=Io9",
     )
-    result = subprocess.run(
+    result = run(
         [sys.executable, "manage.py", "check"],
+        what="manage.py check",
+        check=False,
         cwd=ROOT,
         env=env,
-        capture_output=True,
         text=True,
-        timeout=120,
     )
     assert result.returncode != 0 and "generate_keys" in result.stderr
 

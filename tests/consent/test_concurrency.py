@@ -10,6 +10,7 @@ from django.db import connections, transaction
 
 from consent import identity, services
 from consent.models import Customer, CustomerKey, CustomerSource, Identifier
+from tests.support.waiting import DatabaseActivity, lock_waits, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -22,7 +23,7 @@ def _race(calls):
 
     def run(n, call):
         try:
-            barrier.wait(10)
+            barrier.wait()
             with transaction.atomic():
                 results[n] = call()
         except Exception as exc:  # a deadlock or a unique violation would land here
@@ -33,8 +34,15 @@ def _race(calls):
     threads = [threading.Thread(target=run, args=(n, c)) for n, c in enumerate(calls)]
     for t in threads:
         t.start()
-    for t in threads:
-        t.join(120)
+
+    def ended():  # progress, without a query: this may run in a thread of the test's own
+        return sum(not t.is_alive() for t in threads)
+
+    wait_for(
+        lambda: ended() == len(threads),
+        what=f"{len(calls)} racing calls to end",
+        progress={"calls ended": ended},
+    )
     return results, errors
 
 
@@ -81,8 +89,6 @@ def test_a_chainer_waits_for_reads_another_has_locked_and_keeps_their_order(
 ):
     """Another chainer holds the oldest unchained reads (it has locked them and is about to
     append them): this one must wait, not chain the later reads first."""
-    import time
-
     import psycopg
 
     from consent.models import AccessLogEntry, LedgerEntry
@@ -116,10 +122,18 @@ def test_a_chainer_waits_for_reads_another_has_locked_and_keeps_their_order(
 
         chainer = threading.Thread(target=chain)
         chainer.start()
-        time.sleep(0.5)
+        wait_for(
+            lambda: lock_waits() or done.is_set(),
+            what="the chainer to wait for the locked reads (or to end)",
+            progress={"database": DatabaseActivity()},
+        )
         assert not done.is_set(), errors  # waiting for the three reads
         other.rollback()
-    chainer.join(30)
+    wait_for(
+        done.is_set,
+        what="the chainer to end",
+        progress={"database": DatabaseActivity()},
+    )
     assert errors == [] and not AccessLogEntry.objects.filter(ledger_seq__isnull=True).exists()
     requests = LedgerEntry.objects.filter(kind="data.accessed").order_by("seq")
     assert [e.payload["request"] for e in requests] == [f"req-{n:02d}" for n in range(10)]

@@ -394,7 +394,7 @@ def email_variants(draw):
     return address, draw(WHITESPACE) + cased + draw(WHITESPACE)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(pair=email_variants())
 def test_email_variants_and_their_prehash_resolve_to_the_same_digests(pair):
     address, variant = pair
@@ -410,7 +410,7 @@ def test_email_variants_and_their_prehash_resolve_to_the_same_digests(pair):
     assert from_raw.current_digest() == from_hash.current_digest()
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(first=st.emails(), second=st.emails())
 def test_different_email_addresses_have_different_digests(first, second):
     a = identity.parse_identifier(kind="email", value=first)

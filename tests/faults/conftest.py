@@ -1,5 +1,6 @@
 """Fault injection: real worker, Redis and PostgreSQL processes on 127.0.0.1, killed, stopped and
-restarted while work is under way. Every wait is bounded."""
+restarted while work is under way. Every wait is on progress (tests/support/waiting.py) and
+bounded by a ceiling."""
 
 import pytest
 from django.db import connection

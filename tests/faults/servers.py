@@ -1,6 +1,8 @@
 """Private servers for fault tests, all on 127.0.0.1 and free ports: a Redis, a PostgreSQL cluster
 (initdb into a temporary directory), gunicorn and a Celery worker pointed at them. The shared
-servers are never touched; everything started here is stopped by the same block."""
+servers are never touched; everything started here is stopped by the same block. Each start-up
+and each command waits on progress (its log, its CPU time: ``tests.support.waiting``), never on a
+fixed total."""
 
 import contextlib
 import http.client
@@ -15,10 +17,12 @@ import tempfile
 import time
 from pathlib import Path
 
+import psycopg
 import redis
 from celery import Celery
 
 from tests.support.processes import ROOT
+from tests.support.waiting import file_size, process_cpu, run, wait_for
 
 SERVER_SETTINGS = "clearinghouse.settings.development"
 LOG_DIR = ROOT / ".data" / "faults"
@@ -41,21 +45,31 @@ def _stop(proc, sig=signal.SIGTERM, timeout=15):
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, sig)
     try:
-        proc.wait(timeout=timeout)
+        proc.wait(timeout=timeout)  # a graceful stop's grace, then no more
     except subprocess.TimeoutExpired:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
+        proc.wait()
 
 
-def wait_until(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(Exception):
-            if predicate():
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"{what} within {timeout} s")
+def _started(proc, log, answers, what, ignoring):
+    """Wait until ``answers()`` is true for the process just started, on its log and CPU time.
+    Its exit ends the wait at once."""
+
+    def ready():
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}; see {log}")
+        return answers()
+
+    wait_for(
+        ready,
+        what=f"{what} to answer (its log: {log})",
+        progress={
+            "log bytes": lambda: file_size(log),
+            "cpu s": lambda: process_cpu(proc.pid),
+        },
+        ignoring=ignoring,
+    )
 
 
 class _Process:
@@ -82,17 +96,18 @@ class RedisServer(_Process):
         self.url = f"redis://127.0.0.1:{self.port}/0"
 
     def start(self):
+        log = _log("redis")
         self.proc = subprocess.Popen(
             [
                 *("redis-server", "--port", str(self.port), "--bind", "127.0.0.1"),
                 *("--save", "", "--appendonly", "no", "--protected-mode", "yes"),
             ],
-            stdout=_log("redis"),
+            stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         client = redis.Redis(port=self.port, socket_connect_timeout=1, socket_timeout=1)
-        wait_until(client.ping, 15, "redis-server did not answer")
+        _started(self.proc, log.name, client.ping, "redis-server", redis.RedisError)
         return self
 
     def stop(self):
@@ -127,14 +142,26 @@ class PostgresCluster:
     def url(self, name):
         return f"postgres://postgres@127.0.0.1:{self.port}/{name}"
 
-    def _run(self, *args, check=True, timeout=120):
-        return subprocess.run(
-            [*self.as_postgres, *args],
-            check=check,
-            timeout=timeout,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
+    def _run(self, *args, what):
+        return run([*self.as_postgres, *args], what=what, merge_stderr=True, also=self.progress())
+
+    def progress(self):
+        """Measures of the cluster at work: its log and its server processes' CPU time."""
+        return {
+            "server log bytes": lambda: file_size(self.log),
+            "server cpu s": lambda: process_cpu(self._postmaster() or -1),
+        }
+
+    def _postmaster(self):
+        """The postmaster's process id while its lock file exists (it leads its process group:
+        pg_ctl starts it in a session of its own)."""
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            return int((self.data / "postmaster.pid").read_text().split()[0])
+        return None
+
+    def _accepts(self):
+        psycopg.connect(self.url("postgres"), connect_timeout=5).close()
+        return True
 
     def init(self):
         self._run(
@@ -148,38 +175,51 @@ class PostgresCluster:
             "-E",
             "UTF8",
             "--no-instructions",
+            what="initdb",
         )
         return self
 
     def start(self):
+        """Start the server (pg_ctl without its own fixed wait) and wait until it accepts
+        connections, on its log and CPU time: a crash recovery may take a while."""
         self._run(
             str(self.bin / "pg_ctl"),
             "-D",
             str(self.data),
             "-l",
             str(self.log),
-            "-w",
-            "-t",
-            "60",
+            "-W",
             "-o",
             f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
             "-c max_connections=50",
             "start",
+            what="pg_ctl start",
+        )
+        wait_for(
+            self._accepts,
+            what=f"PostgreSQL to accept connections (its log: {self.log})",
+            progress=self.progress(),
+            ignoring=psycopg.OperationalError,
         )
 
     def stop(self, mode="fast"):
-        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
+        pg_ctl = str(self.bin / "pg_ctl")
+        self._run(pg_ctl, "-D", str(self.data), "-m", mode, "-W", "stop", what="pg_ctl stop")
+        wait_for(
+            lambda: self._postmaster() is None,
+            what=f"PostgreSQL to stop (its log: {self.log})",
+            progress=self.progress(),
+        )
 
     def psql(self, database, *args):
-        return subprocess.run(
+        return run(
             [
                 *(str(self.bin / "psql"), "-h", "127.0.0.1", "-p", str(self.port)),
                 *("-U", "postgres", "-v", "ON_ERROR_STOP=1", "-q", "-d", database, *args),
             ],
-            check=True,
-            timeout=120,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
+            what=f"psql {' '.join(args)}",
+            merge_stderr=True,
+            also=self.progress(),
         )
 
     def destroy(self):
@@ -200,18 +240,15 @@ def copy_schema(source_url, cluster, name):
     migrated test database): a dump is much faster than running every migration again."""
     bindir = cluster.bin
     cluster.psql("postgres", "-c", f'CREATE DATABASE "{name}"')
-    dump = subprocess.run(
+    dump = run(
         [str(bindir / "pg_dump"), "--schema-only", "--no-owner", source_url],
-        check=True,
-        timeout=120,
-        stdout=subprocess.PIPE,
+        what="pg_dump of the test database's schema",
     ).stdout
-    subprocess.run(
+    run(
         [str(bindir / "psql"), "-q", "-v", "ON_ERROR_STOP=1", cluster.url(name)],
+        what="the schema's load into the private cluster",
         input=dump,
-        check=True,
-        timeout=120,
-        stdout=subprocess.DEVNULL,
+        also=cluster.progress(),
     )
 
 
@@ -234,32 +271,37 @@ def server_env(*, database_url, redis_url, **extra):
     return env
 
 
+def healthy(port):
+    """Whether the server on ``port`` answers /healthz with 200 (both PostgreSQL and Redis up)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", "/healthz")
+        return conn.getresponse().status == 200
+    finally:
+        conn.close()
+
+
 class Gunicorn(_Process):
     def __init__(self, env, workers=2):
         self.env, self.workers, self.port, self.proc = env, workers, free_port(), None
 
     def start(self):
+        log = _log("gunicorn")
         self.proc = subprocess.Popen(
             [
                 *(sys.executable, "-m", "gunicorn", "clearinghouse.wsgi:application"),
+                *("--config", "python:clearinghouse.serving"),
                 *("--workers", str(self.workers), "--bind", f"127.0.0.1:{self.port}"),
                 *("--timeout", "30", "--graceful-timeout", "5"),
             ],
             cwd=ROOT,
             env=self.env,
-            stdout=_log("gunicorn"),
+            stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-
-        def answers():
-            if self.proc.poll() is not None:
-                raise AssertionError("gunicorn exited; see .data/faults/")
-            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-            conn.request("GET", "/healthz")
-            return conn.getresponse().status == 200
-
-        wait_until(answers, 60, "gunicorn did not answer /healthz")
+        ignoring = (OSError, http.client.HTTPException)
+        _started(self.proc, log.name, lambda: healthy(self.port), "gunicorn", ignoring)
         return self
 
 
@@ -278,6 +320,7 @@ class Worker(_Process):
         )
 
     def start(self):
+        log = _log("worker")
         self.proc = subprocess.Popen(
             [
                 *(sys.executable, "-m", "celery", "-A", "clearinghouse", "worker"),
@@ -287,19 +330,16 @@ class Worker(_Process):
             ],
             cwd=ROOT,
             env=self.env,
-            stdout=_log("worker"),
+            stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        wait_until(
-            lambda: (
-                self.proc.poll() is None
-                and self.app.control.ping(destination=[self.name], timeout=0.5)
-            ),
-            60,
-            "the worker did not answer a ping",
-        )
+        self.log_path = log.name
+        _started(self.proc, log.name, self.ping, "the worker", ())
         return self
+
+    def ping(self):
+        return self.app.control.ping(destination=[self.name], timeout=1)
 
     def send(self, name, *args):
         """Enqueue a task by name, as beat would."""

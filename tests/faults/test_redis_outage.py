@@ -4,9 +4,9 @@ the work those rows imply (reconciliation of the pair, the batch's roll-ups and 
 once Redis is back, and no request fails with a 500 or hangs."""
 
 import itertools
-import time
 
 import pytest
+import redis
 from django.utils import timezone
 
 from clearinghouse.reconciliation.models import RecordLink
@@ -17,10 +17,11 @@ from partners.models import Scope
 from telemetry.models import HourlyRollup, PendingBatch, ServiceSignal
 from tests.records.conftest import registration, sale
 from tests.support import processes
+from tests.support.waiting import wait_for
 from tests.telemetry.conftest import register
 from tests.telemetry.test_rules import rule
 
-from .servers import Api, Gunicorn, RedisServer, Worker, server_env, wait_until
+from .servers import Api, Gunicorn, RedisServer, Worker, server_env
 
 pytestmark = [pytest.mark.worker, pytest.mark.faults, pytest.mark.django_db(transaction=True)]
 
@@ -60,10 +61,9 @@ class Traffic:
         self.devices = itertools.count()
         self.accepted = {"sale": set(), "registration": set(), "devices": set()}
         self.refused = 0
-        self.slowest = 0.0
 
     def _check(self, status, headers, body, seconds):
-        self.slowest = max(self.slowest, seconds)
+        # Every request is answered (one that hangs ends in the client's timeout, an error).
         if status == 503:
             assert headers["Content-Type"].startswith(PROBLEM), headers
             assert body["status"] == 503 and headers.get("Retry-After")
@@ -115,8 +115,7 @@ def test_redis_stopped_and_restarted_during_ingest_loses_no_accepted_work(world)
             for _ in range(3):
                 traffic.round()
             redis_server.stop()  # killed: the queue and every task in it are gone
-            outage = time.monotonic()
-            while time.monotonic() - outage < 4:
+            for _ in range(3):
                 traffic.round()
             redis_server.start()  # the same port, empty
             for _ in range(3):
@@ -133,13 +132,13 @@ def test_redis_stopped_and_restarted_during_ingest_loses_no_accepted_work(world)
                 assert traffic.accepted[kind] <= stored
             assert len(traffic.accepted["devices"]) > 3 * BATCH  # some accepted during the outage
 
-            # The beat's sweeps, as they run every few minutes, bring the lost work back.
+            # The beat's sweeps, as they run every few minutes, bring the lost work back: sent
+            # again each time the worker has taken the last ones, so that they never pile up
+            # ahead of the work they enqueue.
             both = traffic.accepted["sale"] & traffic.accepted["registration"]
+            broker = redis.Redis.from_url(redis_server.url)
 
-            def recovered():
-                worker.send("reconciliation.reconcile_all")
-                worker.send("telemetry.sweep_pending_batches", 0)
-                time.sleep(1)
+            def work_done():
                 linked = set(
                     RecordLink.objects.filter(kind="sale_registration").values_list(
                         "from_record__serial", flat=True
@@ -148,15 +147,37 @@ def test_redis_stopped_and_restarted_during_ingest_loses_no_accepted_work(world)
                 signalled = set(
                     ServiceSignal.objects.unscoped().values_list("device__serial", flat=True)
                 )
-                return (
-                    both <= linked
-                    and traffic.accepted["devices"] <= signalled
-                    and not PendingBatch.objects.unscoped().exists()
+                return {
+                    "units linked": len(both & linked),
+                    "devices signalled": len(traffic.accepted["devices"] & signalled),
+                    "batches owing work": PendingBatch.objects.unscoped().count(),
+                }
+
+            def recovered():
+                done = work_done()
+                if done == {
+                    "units linked": len(both),
+                    "devices signalled": len(traffic.accepted["devices"]),
+                    "batches owing work": 0,
+                }:
+                    return True
+                if broker.llen("celery") == 0:
+                    worker.send("reconciliation.reconcile_all")
+                    worker.send("telemetry.sweep_pending_batches", 0)
+                return False
+
+            # Progress is the work alone: the sweeps keep the worker busy whether or not they
+            # find the lost work.
+            try:
+                wait_for(
+                    recovered,
+                    what=f"the work of the accepted batches to be done (log: {worker.log_path})",
+                    progress={"work": work_done},
+                    interval=0.5,
                 )
+            finally:
+                broker.close()
 
-            wait_until(recovered, 60, "the work of accepted batches was not done")
-
-    assert traffic.slowest < 10, f"a request took {traffic.slowest:.1f} s"
     rolled_up = set(HourlyRollup.objects.values_list("device__serial", flat=True))
     assert traffic.accepted["devices"] <= rolled_up
     # Nothing twice: one live signal per device, one link per unit.

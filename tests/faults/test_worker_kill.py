@@ -4,7 +4,6 @@ after a new worker finishes, the result equals an uninterrupted run and nothing 
 
 import os
 import signal
-import time
 
 import pytest
 
@@ -17,7 +16,8 @@ from telemetry import services as telemetry_services
 from telemetry.models import CustomerPrompt, ServiceSignal
 from telemetry.tasks import evaluate_rules
 from tests.records.conftest import consent, registration
-from tests.support.processes import celery_worker, real_broker, wait_for
+from tests.support.processes import celery_worker, queued_tasks, real_broker
+from tests.support.waiting import wait_for, worker_progress
 from tests.support.webhook_receiver import WebhookReceiver
 from tests.telemetry.conftest import GTIN, ingest, reading, register
 from tests.telemetry.test_rules import at, rule
@@ -32,7 +32,7 @@ CARED_FOR = 10  # devices whose customer consented: a service request and a prom
 
 def _kill(worker):
     os.killpg(worker.pid, signal.SIGKILL)  # the worker and its pool child, mid-task
-    worker.wait(timeout=10)
+    worker.wait()
 
 
 # --- rule evaluation --------------------------------------------------------------------------
@@ -95,20 +95,24 @@ def test_rule_evaluation_killed_mid_run_ends_like_an_uninterrupted_run(fleet, cl
         with celery_worker(**FAST_RESTORE) as first:
             evaluate_rules.delay(ids)
             wait_for(
-                lambda: ServiceSignal.objects.unscoped().exists(),
-                message="the evaluation to open its first signals",
+                ServiceSignal.objects.unscoped().exists,
+                what="the evaluation to open its first signals",
+                progress=worker_progress(first),
             )
             _kill(first)
         opened = ServiceSignal.objects.unscoped().count()
         assert 0 < opened < DEVICES, "the kill must land in the middle of the evaluation"
-        with celery_worker(**FAST_RESTORE):
+        with celery_worker(**FAST_RESTORE) as second:
             wait_for(
                 lambda: (
                     ServiceSignal.objects.unscoped().count() == DEVICES
                     and _signals_snapshot() == expected
                 ),
-                timeout=60,
-                message="the redelivered evaluation to finish on the second worker",
+                what="the redelivered evaluation to finish on the second worker",
+                progress={
+                    "signals": ServiceSignal.objects.unscoped().count,
+                    **worker_progress(second),
+                },
             )
     assert _signals_snapshot() == expected
     # One live signal per device and rule, one service request and one prompt per cared-for one.
@@ -123,7 +127,7 @@ def test_webhook_delivery_killed_mid_request_is_sent_again_and_logged_once(make_
     events = 3
     env = {**FAST_RESTORE, "WEBHOOK_CLAIM_LEASE_SECONDS": 4, "WEBHOOK_SWEEP_GRACE_SECONDS": 0}
     with WebhookReceiver() as receiver, real_broker() as app:
-        receiver.delay = 2.0  # slow: the kill lands while the worker waits for the answer
+        receiver.hold()  # no answer: the kill lands while the worker waits for it
         issued = webhooks.endpoint_create(
             partner=partner, url=receiver.url, event_types=["record.shared"], actor=admin
         )
@@ -133,18 +137,40 @@ def test_webhook_delivery_killed_mid_request_is_sent_again_and_logged_once(make_
                 webhooks.webhook_emit(
                     partner=partner, event_type="record.shared", data={"ref": f"R-{n}"}
                 )
-            wait_for(lambda: receiver.arrivals >= 1, message="the first delivery to arrive")
+            wait_for(
+                lambda: receiver.arrivals >= 1,
+                what="the first delivery to arrive",
+                progress=worker_progress(first),
+            )
             _kill(first)
         assert not WebhookDelivery.objects.filter(status="succeeded").exists()
         receiver.delay = 0.2
-        with celery_worker(**env):
-            # The beat's minute sweep, run more often: it sends what the dead worker held.
-            def all_delivered():
-                retry_due_webhooks.delay()
-                time.sleep(0.5)
-                return WebhookDelivery.objects.filter(status="succeeded").count() == events
+        receiver.release()
 
-            wait_for(all_delivered, timeout=60, message="every delivery to succeed")
+        def succeeded():
+            return WebhookDelivery.objects.filter(status="succeeded").count()
+
+        with celery_worker(**env):
+            # The beat's minute sweep, run more often: it sends what the dead worker held. Sent
+            # again once the worker has taken the last one, so that sweeps never pile up.
+            def all_delivered():
+                if succeeded() == events:
+                    return True
+                if queued_tasks() == 0:
+                    retry_due_webhooks.delay()
+                return False
+
+            # Progress is the deliveries alone: the sweeps keep the worker busy regardless.
+            wait_for(
+                all_delivered,
+                what="every delivery to succeed",
+                progress={
+                    "succeeded": succeeded,
+                    "attempts": WebhookAttempt.objects.count,
+                    "arrivals": lambda: receiver.arrivals,
+                },
+                interval=0.5,
+            )
 
     deliveries = {str(d.pk): d for d in WebhookDelivery.objects.select_related("event")}
     assert len(deliveries) == events

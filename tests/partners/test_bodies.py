@@ -7,7 +7,7 @@ import json
 
 import orjson
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from partners.api import bodies
@@ -57,7 +57,7 @@ json_values = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     values=st.lists(json_values, max_size=6),
     step=st.integers(min_value=1, max_value=64),

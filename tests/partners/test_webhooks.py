@@ -419,23 +419,26 @@ def test_a_suspended_partner_gets_no_events(
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_a_real_worker_delivers_and_redelivers_to_the_receiver(make_partner, receiver):
-    from tests.support.processes import celery_worker, real_broker, wait_for
+    from tests.support.processes import celery_worker, real_broker
+    from tests.support.waiting import wait_for, worker_progress
 
     partner, admin = make_partner(kind=Partner.Kind.RETAILER, name="Worker Retail")
     issued = register(partner, admin, receiver.url)
-    with real_broker() as app, celery_worker():
+    with real_broker() as app, celery_worker() as worker:
         app.control.purge()
         event = webhooks.webhook_emit(partner=partner, event_type=SHARED, data={"ref": "R-9"})
-        (request,) = receiver.wait_for(1)
+        (request,) = receiver.wait_for(1, progress=worker_progress(worker))
         delivery = wait_for(
             lambda: WebhookDelivery.objects.filter(event=event, status="succeeded").first(),
-            message="the worker to record the delivery",
+            what="the worker to record the delivery",
+            progress=worker_progress(worker),
         )
         webhooks.delivery_redeliver(delivery=delivery, actor=admin)
-        receiver.wait_for(2)
+        receiver.wait_for(2, progress=worker_progress(worker))
         wait_for(
             lambda: WebhookAttempt.objects.filter(delivery=delivery).count() == 2,
-            message="the redelivery to be recorded",
+            what="the redelivery to be recorded",
+            progress=worker_progress(worker),
         )
     assert webhooks.verify_signature(
         secret=issued.secret,

@@ -4,7 +4,8 @@ import pytest
 
 from partners import services
 from partners.models import Partner, PartnerEvent
-from tests.support.processes import celery_worker, real_broker, wait_for
+from tests.support.processes import celery_worker, real_broker
+from tests.support.waiting import wait_for, worker_progress
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -17,14 +18,15 @@ def test_approval_email_is_sent_by_a_real_worker_after_commit(operator):
         admin_email="a@w.example",
         admin_password="a-long-password-123",
     )
-    with real_broker() as app, celery_worker():
+    with real_broker() as app, celery_worker() as worker:
         app.control.purge()
         services.partner_approve(partner=partner, actor=operator)
         event = wait_for(
             lambda: PartnerEvent.objects.filter(
                 partner=partner, action="email.status_sent"
             ).first(),
-            message="the worker to send the approval e-mail",
+            what="the worker to send the approval e-mail",
+            progress=worker_progress(worker),
         )
     assert event.detail == {"status": "active"}
 
@@ -39,7 +41,7 @@ def test_a_task_enqueued_inside_a_rolled_back_transaction_never_runs(operator):
         admin_email="a@r.example",
         admin_password="a-long-password-123",
     )
-    with real_broker() as app, celery_worker():
+    with real_broker() as app, celery_worker() as worker:
         app.control.purge()
         with pytest.raises(RuntimeError), transaction.atomic():
             services.partner_approve(partner=partner, actor=operator)
@@ -50,7 +52,8 @@ def test_a_task_enqueued_inside_a_rolled_back_transaction_never_runs(operator):
             lambda: PartnerEvent.objects.filter(
                 partner=partner, action="email.status_sent"
             ).exists(),
-            message="the suspension e-mail",
+            what="the suspension e-mail",
+            progress=worker_progress(worker),
         )
     sent = PartnerEvent.objects.filter(partner=partner, action="email.status_sent")
     assert [e.detail["status"] for e in sent] == ["suspended"]

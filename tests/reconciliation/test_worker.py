@@ -22,7 +22,8 @@ from clearinghouse.records.services import records_ingest
 from consent import identity
 from consent import services as consent_services
 from tests.records.conftest import registration, sale
-from tests.support.processes import celery_worker, real_broker, wait_for
+from tests.support.processes import celery_worker, real_broker
+from tests.support.waiting import DatabaseActivity, wait_for, worker_progress
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 CUSTOMERS = 200
@@ -108,15 +109,25 @@ def _queue_write_held():
 def _run_waits_for_the_queue():
     with connection.cursor() as cursor:
         cursor.execute(
-            """SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'
-               AND query LIKE '%INSERT INTO reconciliation_discrepancy%'"""
+            """SELECT count(*) FROM pg_stat_activity
+               WHERE datname = current_database() AND wait_event_type = 'Lock'
+                 AND query LIKE '%INSERT INTO reconciliation_discrepancy%'"""
         )
         return cursor.fetchone()[0] == 1
 
 
+def _runs_finished():
+    return ReconciliationRun.objects.exclude(status="running").count()
+
+
 def _no_run_in_flight():
-    with connection.cursor() as cursor:  # a run holds its pair's advisory lock until it ends
-        cursor.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")
+    # A run holds its pair's advisory lock until it ends. Only this database's: the test
+    # sessions beside this one on the same server hold theirs.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND database =
+               (SELECT oid FROM pg_database WHERE datname = current_database())"""
+        )
         return cursor.fetchone()[0] == 0
 
 
@@ -135,33 +146,41 @@ def test_a_worker_killed_mid_run_is_redone_by_another_with_the_same_result(loade
         with celery_worker(**env) as first, _queue_write_held():
             reconcile_pair_task.delay(str(pair.maker.pk), str(pair.shop.pk), "test", True)
             # Mid-run: its links written, uncommitted, and its first write to the queue waiting.
-            wait_for(_run_waits_for_the_queue, message="the run to reach the discrepancy queue")
+            wait_for(
+                _run_waits_for_the_queue,
+                what="the run to reach the discrepancy queue",
+                progress=worker_progress(first),
+            )
             os.killpg(first.pid, signal.SIGKILL)  # the worker and its pool child
             first.wait()
         # Its server process finds the client gone when it next answers, and rolls back.
-        wait_for(_no_run_in_flight, message="the killed run's transaction to end")
+        wait_for(
+            _no_run_in_flight,
+            what="the killed run's transaction to end",
+            progress={"database": DatabaseActivity()},
+        )
         assert not ReconciliationRun.objects.filter(status="done").exists()
         assert _snapshot()[0] == []  # nothing half-written survived the kill
-        with celery_worker(**env):
+        with celery_worker(**env) as second:
             wait_for(
                 lambda: ReconciliationRun.objects.filter(status="done").exists(),
-                timeout=240,
-                message="the redelivered run to finish on the second worker",
+                what="the redelivered run to finish on the second worker",
+                progress={"runs finished": _runs_finished, **worker_progress(second)},
             )
     assert _snapshot() == expected
 
 
 def test_every_task_replayed_twice_gives_the_same_result(loaded):
     pair, expected = loaded
-    with real_broker() as app, celery_worker():
+    with real_broker() as app, celery_worker() as worker:
         app.control.purge()
         for _ in range(2):
             reconcile_pair_task.delay(str(pair.maker.pk), str(pair.shop.pk), "replay", True)
             reconcile_pair_task.delay(str(pair.maker.pk), str(pair.shop.pk), "replay", False)
         wait_for(
-            lambda: ReconciliationRun.objects.exclude(status="running").count() == 4,
-            timeout=120,
-            message="four runs",
+            lambda: _runs_finished() == 4,
+            what="four runs to finish",
+            progress={"runs finished": _runs_finished, **worker_progress(worker)},
         )
     assert _snapshot() == expected
     assert set(ReconciliationRun.objects.values_list("status", flat=True)) <= {"done", "skipped"}

@@ -5,7 +5,6 @@ triggers is covered here without a new test."""
 
 import re
 import threading
-import time
 import uuid
 
 import psycopg
@@ -15,6 +14,7 @@ from django.db import IntegrityError, connection, transaction
 from clearinghouse.records.models import InteractionRecord
 from clearinghouse.records.services import records_ingest
 from consent.models import Customer
+from tests.support.waiting import DatabaseActivity, lock_waits, wait_for
 
 from .conftest import sale
 
@@ -138,10 +138,18 @@ def test_a_delete_racing_an_uncommitted_insert_waits_for_it_and_fails(make_partn
 
         worker = threading.Thread(target=delete)
         worker.start()
-        time.sleep(0.5)
+        wait_for(
+            lambda: lock_waits() or not worker.is_alive(),
+            what="the delete to wait for the inserting transaction (or to end)",
+            progress={"database": DatabaseActivity()},
+        )
         assert worker.is_alive() and not outcome  # waiting for the inserting transaction
         inserter.commit()
-        worker.join(30)
+        wait_for(
+            lambda: not worker.is_alive(),
+            what="the delete to end",
+            progress={"database": DatabaseActivity()},
+        )
         assert "records_interactionrecord.customer_id names this" in outcome.get("refused", "")
     finally:
         inserter.close()

@@ -12,7 +12,8 @@ from django.test import Client
 from clearinghouse.logs import JsonFormatter, accept_request_id
 from consent import identity, services
 from partners.models import Partner
-from tests.support.processes import celery_worker, real_broker, wait_for
+from tests.support.processes import celery_worker, real_broker
+from tests.support.waiting import wait_for, worker_progress
 
 API_KEY = "chk_abcd1234_S3cr3tK3yMaterialThatMustNeverBeLogged"
 PASSWORD = "Pa55-word-that-must-not-leak"
@@ -98,7 +99,7 @@ def test_a_task_enqueued_by_a_request_logs_with_that_requests_id(make_partner, t
     log = tmp_path / "worker.log"
     with (
         real_broker() as app,
-        celery_worker(log_path=log, LOG_FORMAT="json", LOG_LEVEL="INFO"),
+        celery_worker(log_path=log, LOG_FORMAT="json", LOG_LEVEL="INFO") as worker,
     ):
         app.control.purge()
         response = client.post(
@@ -118,6 +119,10 @@ def test_a_task_enqueued_by_a_request_logs_with_that_requests_id(make_partner, t
                 and "consent.send_magic_link" in r["message"]
             ]
 
-        found = wait_for(task_records, message="the worker to log the task with the request id")
+        found = wait_for(
+            task_records,
+            what="the worker to log the task with the request id",
+            progress=worker_progress(worker),
+        )
     assert any("succeeded" in r["message"] for r in found), found
     assert "/me/link/" not in log.read_text() or "[redacted]" in log.read_text()

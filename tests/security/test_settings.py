@@ -2,12 +2,12 @@
 passwords hashed with Argon2 at Django's current work factor."""
 
 import json
-import subprocess
 import sys
 
 from django.contrib.auth.hashers import Argon2PasswordHasher, identify_hasher, make_password
 
 from clearinghouse.settings import base
+from tests.support.waiting import run
 from tests.test_platform import ROOT, production_env
 
 SHOW_SETTINGS = """
@@ -37,13 +37,13 @@ NAMES = [
 
 
 def production_settings():
-    result = subprocess.run(
+    result = run(
         [sys.executable, "-c", SHOW_SETTINGS % NAMES],
+        what="the production settings",
+        check=False,
         cwd=ROOT,
         env=production_env(),
-        capture_output=True,
         text=True,
-        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)

@@ -1,4 +1,5 @@
-"""Real processes for tests: a Celery worker on the test database and the test broker."""
+"""Real processes for tests: a Celery worker on the test database and the test broker. Wait for
+their work with ``tests.support.waiting`` (``worker_progress`` measures a worker's)."""
 
 import contextlib
 import os
@@ -12,6 +13,8 @@ from pathlib import Path
 import dj_database_url
 from django.conf import settings
 from django.db import connection
+
+from .waiting import file_size, process_cpu, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -40,12 +43,15 @@ def process_env(**extra):
 
 @contextlib.contextmanager
 def celery_worker(*, concurrency=1, pool="prefork", queues=None, log_path=None, **env):
-    """Start `celery worker` as a separate OS process; stop it (or what is left of it) after."""
+    """Start `celery worker` as a separate OS process; stop it (or what is left of it) after.
+    Yields its ``Popen``, with ``log_path`` set to the log it appends to."""
     from clearinghouse.celery import app
 
     queues = queues or settings.CELERY_TASK_DEFAULT_QUEUE
     name = f"test-{os.getpid()}-{time.monotonic_ns()}@{socket.gethostname()}"
-    log_path = log_path or ROOT / ".data" / "test-worker.log"
+    # A log of this session's own: another session's workers writing to it would look like
+    # progress to this session's waits.
+    log_path = log_path or ROOT / ".data" / f"test-worker-{os.getpid()}.log"
     log_path.parent.mkdir(exist_ok=True)
     log = open(log_path, "ab")  # noqa: SIM115
     cmd = [
@@ -77,6 +83,7 @@ def celery_worker(*, concurrency=1, pool="prefork", queues=None, log_path=None, 
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+    proc.log_path = log_path
     try:
         _wait_until_ready(app, proc, name)
         yield proc
@@ -92,17 +99,20 @@ def celery_worker(*, concurrency=1, pool="prefork", queues=None, log_path=None, 
         log.close()
 
 
-def _wait_until_ready(app, proc, name, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+def _wait_until_ready(app, proc, name):
+    def answers():
         if proc.poll() is not None:
-            raise RuntimeError(
-                f"the worker exited with {proc.returncode}; see .data/test-worker.log"
-            )
-        replies = app.control.ping(destination=[name], timeout=0.5)
-        if replies:
-            return
-    raise RuntimeError("the worker did not answer a ping within 60 s; see .data/test-worker.log")
+            raise RuntimeError(f"the worker exited with {proc.returncode}; see {proc.log_path}")
+        return app.control.ping(destination=[name], timeout=1)
+
+    wait_for(
+        answers,
+        what=f"the worker to answer a ping (its log: {proc.log_path})",
+        progress={
+            "worker log bytes": lambda: file_size(proc.log_path),
+            "worker cpu s": lambda: process_cpu(proc.pid),
+        },
+    )
 
 
 @contextlib.contextmanager
@@ -120,11 +130,14 @@ def real_broker():
         settings.CELERY_TASK_ALWAYS_EAGER = previous
 
 
-def wait_for(predicate, timeout=30, interval=0.1, message="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+def queued_tasks():
+    """How many tasks wait in this session's queue on the test broker (a worker's prefetched or
+    running ones not counted): a test that sends a sweep again sends it once this is 0, so that
+    the sweeps never pile up ahead of the work they enqueue."""
+    import redis
+
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    try:
+        return client.llen(settings.CELERY_TASK_DEFAULT_QUEUE)
+    finally:
+        client.close()

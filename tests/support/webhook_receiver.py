@@ -3,7 +3,8 @@ a thread. It records every request and answers 200, or ``fail_first(n)`` times w
 status first; ``acknowledge_with(secret)`` makes it answer an event that carries an
 ``ack_token`` with the signed ``Clearinghouse-Ack`` header, like a partner's receiver would.
 ``delay`` makes it a slow receiver: it counts the request in ``arrivals`` at once and answers
-only after that many seconds."""
+only after that many seconds; ``hold()`` makes it answer nothing until ``release()`` (a test that
+kills the sender mid-request, however long that takes on a busy machine)."""
 
 import contextlib
 import json
@@ -15,6 +16,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from partners.webhooks import ACK_HEADER, ack_signature
+
+from .waiting import wait_for
 
 
 @dataclass
@@ -38,6 +41,8 @@ class WebhookReceiver:
         self.response_body = b'{"ok": true}'
         self.delay = 0.0
         self.arrivals = 0
+        self._answering = threading.Event()
+        self._answering.set()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -45,6 +50,7 @@ class WebhookReceiver:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 with receiver._lock:
                     receiver.arrivals += 1
+                receiver._answering.wait()
                 if receiver.delay:
                     time.sleep(receiver.delay)
                 status, extra = receiver._answer(body)
@@ -74,6 +80,13 @@ class WebhookReceiver:
         with self._lock:
             self._failures_left, self._failure_status = n, status
 
+    def hold(self):
+        """Answer no request (each is counted in ``arrivals``) until ``release()``."""
+        self._answering.clear()
+
+    def release(self):
+        self._answering.set()
+
     def acknowledge_with(self, secret):
         self._ack_secret = secret
 
@@ -96,19 +109,26 @@ class WebhookReceiver:
                 Received(path, {k.lower(): v for k, v in headers.items()}, body, status)
             )
 
-    def wait_for(self, count, timeout=30):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if len(self.requests) >= count:
-                return self.requests
-            time.sleep(0.05)
-        raise AssertionError(f"the receiver got {len(self.requests)} requests, not {count}")
+    def wait_for(self, count, progress=None):
+        """The requests received once there are ``count`` of them, waiting on the arrivals and on
+        ``progress`` (measures of whatever sends them, such as ``worker_progress``)."""
+        return wait_for(
+            lambda: self.requests if len(self.requests) >= count else None,
+            what=f"{count} requests at the webhook receiver",
+            progress={
+                "arrivals": lambda: self.arrivals,
+                "answered": lambda: len(self.requests),
+                **(progress or {}),
+            },
+            interval=0.05,
+        )
 
     def __enter__(self):
         self._thread.start()
         return self
 
     def __exit__(self, *exc):
+        self.release()
         self.server.shutdown()
         self.server.server_close()
         self._thread.join(timeout=5)

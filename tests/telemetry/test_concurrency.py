@@ -11,6 +11,7 @@ from django.db import connections
 from django.utils import timezone
 
 from telemetry import services
+from tests.support.waiting import DatabaseActivity, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -48,7 +49,13 @@ def test_concurrent_batches_for_the_same_devices_do_not_deadlock(fleet):
     threads = [threading.Thread(target=batch, args=(n,)) for n in range(2)]
     for t in threads:
         t.start()
-    for t in threads:
-        t.join(120)
+    wait_for(
+        lambda: not any(t.is_alive() for t in threads),
+        what="both batches to end",
+        progress={
+            "batches ended": lambda: sum(not t.is_alive() for t in threads),
+            "database": DatabaseActivity(),
+        },
+    )
     assert errors == []
     assert sorted(o["accepted"] for o in outcomes) == [16000, 16000]
