@@ -75,7 +75,9 @@ def main():
     def split(body):
         reader = io.BytesIO(body)
         first = reader.read(READ_CHUNK)
-        return sum(1 for e in array_elements(reader, first=first) if element(e) is not None)
+        return sum(
+            1 for e in array_elements(reader, first=first) if type(e) is bytes and element(e)
+        )
 
     def lines(body):
         return sum(1 for n, line in ndjson_lines(io.BytesIO(body)) if element(line, line=n))

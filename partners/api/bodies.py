@@ -259,6 +259,24 @@ STREAMED = [StreamedJSON, StreamedNDJSON]
 # Python sees only the characters that change the structure. ``\Z``: the buffer ran out.
 _STRUCTURE = re.compile(rb'(?:[^][{},"]++|"[^"\\]*+(?:\\.[^"\\]*+)*+")*+([][{},"]|\Z)', re.S)
 BLANK = b" \t\r\n"
+# One element of the array, whole, when its brackets nest at most four deep (a record nests
+# three): a value, blank space, and the comma or bracket after it, in one match. Most elements
+# are read this way, at C speed; the rest (deeper, cut by the end of what was read, empty,
+# odd) go through the scan below, bracket by bracket.
+_STRING = r'"[^"\\]*+(?:\\.[^"\\]*+)*+"'
+_PLAIN = r'[^][{}"]++'
+
+
+def _nesting(inner):
+    return rf"(?:{_PLAIN}|{_STRING}|\{{{inner}\}}|\[{inner}\])*+"
+
+
+_DEEP_3 = _nesting(_nesting(_nesting(rf"(?:{_PLAIN}|{_STRING})*+")))
+_ELEMENT = re.compile(
+    rf'[ \t\r\n]*+(\{{{_DEEP_3}\}}|\[{_DEEP_3}\]|{_STRING}|[^][{{}}",\s][^][{{}}",]*?)'
+    rf"[ \t\r\n]*+([,\]])".encode(),
+    re.S,
+)
 COMMA, OPEN_ARRAY, CLOSE_ARRAY, OPEN_OBJECT, QUOTE = 44, 91, 93, 123, 34
 
 
@@ -274,8 +292,17 @@ def array_elements(reader, *, first=b"", max_depth=MAX_DEPTH, item_max=ITEM_MAX_
     buf, scan, depth, start, deep, elements = bytes(first), 0, 0, None, False, 0
     match = _STRUCTURE.match
     too_deep = BadRow(None, f"the row nests deeper than {max_depth} levels")
+    quick = _ELEMENT.match if max_depth >= 4 else (lambda buf, pos: None)
     while True:
         while True:
+            if depth == 1 and scan == start and (whole := quick(buf, scan)):
+                yield _whole(buf, whole.start(1), whole.end(1), item_max)
+                if whole.group(2) == b"]":
+                    _expect_the_end(buf[whole.end() :], reader)
+                    return
+                elements += 1
+                start = scan = whole.end()
+                continue
             found = match(buf, scan)
             pos = found.end()
             if not found.group(1):  # the buffer ran out
