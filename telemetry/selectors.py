@@ -5,6 +5,8 @@ from datetime import timedelta
 from django.db.models import Count, Max, Q
 from django.utils import timezone
 
+from partners.tenancy import require_partner
+
 from .models import Device, HourlyRollup, ServiceRule, ServiceSignal
 
 SILENT_AFTER = timedelta(hours=24)
@@ -49,8 +51,11 @@ def fleet_health(*, partner, now=None):
 
 
 def device_series(*, partner, device, start, end):
-    """{metric: [(bucket, avg, min, max)]} of the device's hourly roll-ups in [start, end)."""
-    assert device.manufacturer_id == partner.pk
+    """{metric: [(bucket, avg, min, max)]} of the device's hourly roll-ups in [start, end).
+    ``Device.DoesNotExist`` for another partner's device, exactly like ``device_get``."""
+    require_partner(partner, "Device series")
+    if device.manufacturer_id != partner.pk:
+        raise Device.DoesNotExist("No such device.")
     out = {}
     rows = (
         HourlyRollup.objects.filter(device=device, bucket__gte=start, bucket__lt=end)
