@@ -2,11 +2,13 @@
 
 from django.contrib import admin, messages
 
+from partners.admin import OperatorView
+
 from .ledger import ledger_verify
 from .models import AccessLogEntry, ConsentGrant, Customer, LedgerEntry, Receipt
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(OperatorView, admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 

@@ -9,7 +9,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from partners.models import Partner
-from partners.tenancy import PartnerScopedManager
+from partners.tenancy import PartnerScopedModel
 
 
 class Customer(models.Model):
@@ -138,7 +138,7 @@ class CustomerSource(models.Model):
         return f"{self.partner_id} holds data on {self.customer_id}"
 
 
-class ConsentGrant(models.Model):
+class ConsentGrant(PartnerScopedModel):
     """The customer's permission for one partner (the grantee) to use some categories of their
     data for one purpose, under one policy version. Active while not revoked and not expired;
     at most one active grant per customer, grantee and purpose (a new one supersedes)."""
@@ -171,7 +171,6 @@ class ConsentGrant(models.Model):
     expiry_recorded_at = models.DateTimeField(null=True, blank=True)
 
     tenant_path = "grantee"
-    objects = PartnerScopedManager()
 
     class Meta:
         ordering = ["-granted_at"]
@@ -312,7 +311,7 @@ class MagicLink(models.Model):
         return f"sign-in link {self.id}"
 
 
-class RecipientNotice(models.Model):
+class RecipientNotice(PartnerScopedModel):
     """GDPR Art. 19: a partner that received a customer's data is told that the customer withdrew
     a consent it received data under (``revocation``) or was erased (``erasure``), and is asked
     to acknowledge. One notice per withdrawn grant and recipient, or per erased customer and
@@ -351,7 +350,6 @@ class RecipientNotice(models.Model):
     last_chased_at = models.DateTimeField(null=True, blank=True)
 
     tenant_path = "partner"
-    objects = PartnerScopedManager()
 
     class Meta:
         ordering = ["-created_at"]

@@ -15,6 +15,41 @@ from .models import (
     SharingAgreement,
     User,
 )
+from .tenancy import PartnerScopedQuerySet, unscoped_block
+
+
+class OperatorView:
+    """For the operator's admin pages (model admins and inlines): the operator approves,
+    suspends and audits every partner, so these pages read every partner's rows. Each
+    partner-scoped read they make says so: their own querysets, the choices of a foreign key,
+    and the list filters, which Django builds from the default manager."""
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        if isinstance(queryset, PartnerScopedQuerySet):
+            return queryset.unscoped("the operator's admin sees every partner's rows")
+        return queryset
+
+    def get_field_queryset(self, db, db_field, request):
+        queryset = super().get_field_queryset(db, db_field, request)
+        scoped = db_field.remote_field.model._default_manager.using(db)
+        if isinstance(scoped, PartnerScopedQuerySet):
+            # Django falls back to the default manager when the related admin sets no order.
+            return (queryset if queryset is not None else scoped).unscoped(
+                "the operator's admin offers every partner as a choice"
+            )
+        return queryset
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        # An inline formset checks each row's id against its model's default manager.
+        with unscoped_block("the operator's admin edits any partner's rows"):
+            return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def get_changelist_instance(self, request):
+        # A related-field list filter reads its choices from the related model's default
+        # manager, inside Django: every partner is a choice on the operator's list.
+        with unscoped_block("the operator's admin filters by any partner"):
+            return super().get_changelist_instance(request)
 
 
 @admin.register(User)
@@ -32,14 +67,14 @@ class UserAdmin(BaseUserAdmin):
     filter_horizontal = ["groups"]
 
 
-class MembershipInline(admin.TabularInline):
+class MembershipInline(OperatorView, admin.TabularInline):
     model = Membership
     extra = 0
     raw_id_fields = ["user"]
 
 
 @admin.register(Partner)
-class PartnerAdmin(admin.ModelAdmin):
+class PartnerAdmin(OperatorView, admin.ModelAdmin):
     list_display = ["name", "kind", "status", "contact_email", "created_at", "status_changed_at"]
     list_filter = ["status", "kind"]
     search_fields = ["name", "slug", "contact_email"]
@@ -61,7 +96,7 @@ class PartnerAdmin(admin.ModelAdmin):
 
 
 @admin.register(ApiCredential)
-class ApiCredentialAdmin(admin.ModelAdmin):
+class ApiCredentialAdmin(OperatorView, admin.ModelAdmin):
     list_display = [
         "name",
         "partner",
@@ -87,7 +122,7 @@ class ApiCredentialAdmin(admin.ModelAdmin):
 
 
 @admin.register(Invitation)
-class InvitationAdmin(admin.ModelAdmin):
+class InvitationAdmin(OperatorView, admin.ModelAdmin):
     list_display = [
         "email",
         "partner",
@@ -102,7 +137,7 @@ class InvitationAdmin(admin.ModelAdmin):
 
 
 @admin.register(PartnerEvent)
-class PartnerEventAdmin(admin.ModelAdmin):
+class PartnerEventAdmin(OperatorView, admin.ModelAdmin):
     list_display = ["created_at", "partner", "action", "actor", "credential"]
     list_filter = ["action", "partner"]
     readonly_fields = [f.name for f in PartnerEvent._meta.fields]
@@ -117,7 +152,7 @@ class PartnerEventAdmin(admin.ModelAdmin):
         return False
 
 
-class ReadOnlyInline(admin.TabularInline):
+class ReadOnlyInline(OperatorView, admin.TabularInline):
     extra = 0
     can_delete = False
     show_change_link = False
@@ -153,7 +188,7 @@ class AgreementEventInline(ReadOnlyInline):
 
 
 @admin.register(SharingAgreement)
-class SharingAgreementAdmin(admin.ModelAdmin):
+class SharingAgreementAdmin(OperatorView, admin.ModelAdmin):
     """Read-only: agreements change only when a party's admin acts in the portal, so that each
     change is countersigned and recorded."""
 

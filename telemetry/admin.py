@@ -2,10 +2,12 @@
 
 from django.contrib import admin
 
+from partners.admin import OperatorView
+
 from .models import CustomerPrompt, Device, ServiceRule, ServiceSignal, TelemetrySettings
 
 
-class ReadOnly(admin.ModelAdmin):
+class ReadOnly(OperatorView, admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
@@ -40,7 +42,7 @@ class CustomerPromptAdmin(ReadOnly):
 
 
 @admin.register(TelemetrySettings)
-class TelemetrySettingsAdmin(admin.ModelAdmin):
+class TelemetrySettingsAdmin(OperatorView, admin.ModelAdmin):
     """Retention is an operator setting (agreed with the manufacturer)."""
 
     list_display = ["partner", "retention_days"]

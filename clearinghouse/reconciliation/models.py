@@ -11,7 +11,7 @@ from django.utils import timezone
 from clearinghouse.records.models import InteractionRecord
 from consent.models import Customer
 from partners.models import ApiCredential, Partner, User
-from partners.tenancy import PartnerScopedManager
+from partners.tenancy import PartnerScopedModel
 
 
 class PairState(models.Model):
@@ -41,7 +41,7 @@ class PairState(models.Model):
         return f"{self.manufacturer_id}/{self.retailer_id} at {self.record_watermark}"
 
 
-class WarrantyTerms(models.Model):
+class WarrantyTerms(PartnerScopedModel):
     """A manufacturer's warranty for one product model (its GTIN): the period a claim is
     measured against when the unit's registration does not state one."""
 
@@ -54,7 +54,6 @@ class WarrantyTerms(models.Model):
     updated_at = models.DateTimeField(default=timezone.now)
 
     tenant_paths = ("manufacturer",)
-    objects = PartnerScopedManager()
 
     class Meta:
         ordering = ["model_name", "gtin"]
@@ -71,7 +70,7 @@ class WarrantyTerms(models.Model):
         return f"{self.model_name} ({self.gtin}): {self.warranty_months} months"
 
 
-class ReconciliationRun(models.Model):
+class ReconciliationRun(PartnerScopedModel):
     """One run for one pair: what triggered it, what it covered, what it found, how long."""
 
     class Status(models.TextChoices):
@@ -100,7 +99,6 @@ class ReconciliationRun(models.Model):
     announced_at = models.DateTimeField(null=True, blank=True)
 
     tenant_paths = ("manufacturer", "retailer")
-    objects = PartnerScopedManager()
 
     class Meta:
         ordering = ["-started_at"]
@@ -166,7 +164,7 @@ KIND_LABELS = {
 }
 
 
-class Discrepancy(models.Model):
+class Discrepancy(PartnerScopedModel):
     """Something the two parties' records disagree on. ``retailer`` is empty for a finding only
     the manufacturer can act on (a registration or claim with no sale from any retailer).
     ``key`` identifies the finding within the pair, so re-running finds it again instead of
@@ -219,7 +217,6 @@ class Discrepancy(models.Model):
     )
 
     tenant_paths = ("manufacturer", "retailer")
-    objects = PartnerScopedManager()
 
     class Meta:
         ordering = ["-opened_at"]

@@ -9,10 +9,10 @@ from django.utils import timezone
 from consent.models import Customer
 from partners.models import Partner
 from partners.record_kinds import KINDS
-from partners.tenancy import PartnerScopedManager
+from partners.tenancy import PartnerScopedModel
 
 
-class InteractionRecord(models.Model):
+class InteractionRecord(PartnerScopedModel):
     """One event a partner submitted: a sale, a warranty registration, a service visit…
 
     ``ref`` is the clearinghouse's public reference; the bigint ``id`` and the partner's
@@ -48,7 +48,6 @@ class InteractionRecord(models.Model):
     tombstoned_at = models.DateTimeField(null=True, blank=True)
 
     tenant_path = "submitted_by"
-    objects = PartnerScopedManager()
 
     class Meta:
         constraints = [
@@ -95,7 +94,7 @@ class IdempotencyKey(models.Model):
         return f"{self.partner_id}:{self.key}"
 
 
-class RecordUpload(models.Model):
+class RecordUpload(PartnerScopedModel):
     """A CSV file of records uploaded in the portal, processed by a worker in chunks, with its
     progress and a per-row error report."""
 
@@ -124,7 +123,6 @@ class RecordUpload(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
 
     tenant_path = "partner"
-    objects = PartnerScopedManager()
 
     class Meta:
         ordering = ["-created_at"]

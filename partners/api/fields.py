@@ -13,7 +13,9 @@ from django.db import models
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.validators import UniqueValidator
 
+from ..tenancy import PartnerScopedQuerySet
 from .bodies import parse_moment
 from .schema import GTIN_SCHEMA
 
@@ -82,3 +84,27 @@ class StrictModelSerializer(serializers.ModelSerializer):
         models.SlugField: StrictSlugField,
         models.DateTimeField: MomentField,
     }
+
+    # DRF checks a unique field or constraint through the model's default manager, which is
+    # partner-scoped and fails closed. Uniqueness holds across every partner's rows, as the
+    # database constraint does, so these checks read across partners; a check learns only
+    # whether a clashing row exists. A related field's queryset is left as it is: the
+    # serializer that declares the field scopes it.
+
+    def build_standard_field(self, field_name, model_field):
+        field_class, field_kwargs = super().build_standard_field(field_name, model_field)
+        for validator in field_kwargs.get("validators", []):
+            if isinstance(validator, UniqueValidator):
+                validator.queryset = _across_partners(validator.queryset)
+        return field_class, field_kwargs
+
+    def get_unique_together_constraints(self, model):
+        for fields, queryset, *rest in super().get_unique_together_constraints(model):
+            yield (fields, _across_partners(queryset), *rest)
+
+
+def _across_partners(queryset):
+    rows = queryset.all()
+    if isinstance(rows, PartnerScopedQuerySet):
+        return rows.unscoped("uniqueness holds across every partner's rows, like the constraint")
+    return queryset
