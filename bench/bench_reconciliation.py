@@ -380,8 +380,9 @@ def child(args):
     from clearinghouse.reconciliation import engine
     from partners.models import Partner
 
-    maker = Partner.objects.get(pk=args.maker)
-    shop = Partner.objects.get(pk=args.shop)
+    pair = Partner.objects.unscoped("the bench runs the pair it was given")
+    maker = pair.get(pk=args.maker)
+    shop = pair.get(pk=args.shop)
     statements = []
     original = engine._Run.sql
 

@@ -95,9 +95,8 @@ def load(partners, step):
             )
         for grantee_key, purpose, source in consents:
             grantee = by_key[grantee_key]
-            if ConsentGrant.objects.filter(
-                customer=customer, grantee=grantee, purpose=purpose, revoked_at__isnull=True
-            ).exists():
+            given = ConsentGrant.objects.for_partner(grantee)
+            if given.filter(customer=customer, purpose=purpose, revoked_at__isnull=True).exists():
                 continue
             services.consent_grant(
                 customer=customer,

@@ -32,9 +32,9 @@ def consent_allows(*, partner, customer_id, purpose, category, at=None):
     if customer_id is None or partner is None:
         return False
     return (
-        ConsentGrant.objects.filter(
+        ConsentGrant.objects.for_partner(partner)
+        .filter(
             customer_id=customer_id,
-            grantee_id=partner.pk,
             purpose=purpose,
             categories__contains=[category],
         )
@@ -154,7 +154,10 @@ def customer_overview(*, customer, at=None):
             "purposes": {},
         }
     for grant in (
-        ConsentGrant.objects.filter(customer=customer).filter(_active(at)).select_related("grantee")
+        ConsentGrant.objects.unscoped("the customer's own consents, to every partner")
+        .filter(customer=customer)
+        .filter(_active(at))
+        .select_related("grantee")
     ):
         row = rows.setdefault(
             grant.grantee_id, {"partner": grant.grantee, "holds": set(), "purposes": {}}
@@ -166,7 +169,11 @@ def customer_overview(*, customer, at=None):
 
 
 def customer_grants(*, customer):
-    return ConsentGrant.objects.filter(customer=customer).select_related("grantee", "collected_by")
+    return (
+        ConsentGrant.objects.unscoped("the customer's own consents, to every partner")
+        .filter(customer=customer)
+        .select_related("grantee", "collected_by")
+    )
 
 
 def customer_receipts(*, customer):
@@ -182,15 +189,18 @@ def customer_live(customer_id):
 
 
 def open_grant(*, customer, grantee, purpose):
-    return ConsentGrant.objects.filter(
-        customer=customer, grantee=grantee, purpose=purpose, revoked_at__isnull=True
-    ).first()
+    return (
+        ConsentGrant.objects.for_partner(grantee)
+        .filter(customer=customer, purpose=purpose, revoked_at__isnull=True)
+        .first()
+    )
 
 
 def consent_partners(*, customer):
     """The active partners a customer can give consent to here: those that hold data on them and
     those they ever gave consent to (so a withdrawn consent can be given again)."""
     holders = {row["partner"].pk: row["partner"] for row in customer_overview(customer=customer)}
-    for grant in ConsentGrant.objects.filter(customer=customer).select_related("grantee"):
+    given = ConsentGrant.objects.unscoped("the customer's own consents, to every partner")
+    for grant in given.filter(customer=customer).select_related("grantee"):
         holders.setdefault(grant.grantee_id, grant.grantee)
     return sorted((p for p in holders.values() if p.is_active), key=lambda p: p.name)

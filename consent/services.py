@@ -471,7 +471,8 @@ def consent_grant(
     if customer.is_erased:
         raise ValidationError("This customer was erased.")
     existing = (
-        ConsentGrant.objects.select_for_update(no_key=True)
+        ConsentGrant.objects.for_partner(grantee)
+        .select_for_update(no_key=True)
         .filter(customer=customer, grantee=grantee, purpose=purpose, revoked_at__isnull=True)
         .first()
     )
@@ -554,7 +555,8 @@ def consent_revoke(*, grant, ended_by=ConsentGrant.Ended.CUSTOMER):
     # concurrent read's access log, and deadlocked with them under load. (The customer locks
     # below are NO KEY for the same reason.)
     grant = (
-        ConsentGrant.objects.select_for_update(of=("self",), no_key=True)
+        ConsentGrant.objects.unscoped("locks again the grant the caller holds")
+        .select_for_update(of=("self",), no_key=True)
         .select_related("grantee", "customer")
         .get(pk=grant.pk)
     )
@@ -568,8 +570,9 @@ def consent_record_expiries():
     """Write a ledger entry for every grant whose expiry has passed (the expiry itself took
     effect at its time: the consent check compares with now)."""
     now = timezone.now()
+    every_partners = ConsentGrant.objects.unscoped("the beat records every partner's expiries")
     expired = list(
-        ConsentGrant.objects.select_for_update(skip_locked=True).filter(
+        every_partners.select_for_update(skip_locked=True).filter(
             revoked_at__isnull=True, expiry_recorded_at__isnull=True, expires_at__lte=now
         )[:1000]
     )
@@ -590,7 +593,7 @@ def consent_record_expiries():
             for g in expired
         ]
     )
-    ConsentGrant.objects.filter(pk__in=[g.pk for g in expired]).update(expiry_recorded_at=now)
+    every_partners.filter(pk__in=[g.pk for g in expired]).update(expiry_recorded_at=now)
     return len(expired)
 
 
@@ -709,7 +712,8 @@ def customer_erase(*, customer):
     ended = []
     ended_with = {}
     for grant in (
-        ConsentGrant.objects.select_for_update(of=("self",), no_key=True)
+        ConsentGrant.objects.unscoped("erasure ends the customer's consents to every partner")
+        .select_for_update(of=("self",), no_key=True)
         .select_related("grantee", "customer")
         .filter(customer=customer, revoked_at__isnull=True)
     ):

@@ -48,7 +48,12 @@ def send_notice_email(notice_id, reminder=0):
 
     from .models import RecipientNotice
 
-    notice = RecipientNotice.objects.select_related("partner").filter(pk=notice_id).first()
+    notice = (
+        RecipientNotice.objects.unscoped("the task runs for the notice id it was given")
+        .select_related("partner")
+        .filter(pk=notice_id)
+        .first()
+    )
     if notice is None or notice.acknowledged_at is not None:
         return
     context = {
@@ -63,9 +68,9 @@ def send_notice_email(notice_id, reminder=0):
         from_email=None,
         recipient_list=mail_recipients(partner=notice.partner),
     )
-    RecipientNotice.objects.filter(pk=notice.pk, sent_at__isnull=True).update(
-        sent_at=timezone.now()
-    )
+    RecipientNotice.objects.for_partner(notice.partner).filter(
+        pk=notice.pk, sent_at__isnull=True
+    ).update(sent_at=timezone.now())
 
 
 @shared_task(name="consent.record_expiries", time_limit=300, soft_time_limit=280)

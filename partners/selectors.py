@@ -14,8 +14,8 @@ INVITATION_SALT = "partners.invitation"
 def active_partner_by_slug(slug):
     """An active partner by its public slug, or None. Any partner may name another as the
     recipient of a consent it collected; only active partners can be named."""
-    # Unscoped on purpose: naming a counterpart needs no access to its objects.
-    return Partner.objects.unscoped().filter(slug=slug, status=Partner.Status.ACTIVE).first()
+    partners = Partner.objects.unscoped("naming a counterpart needs no access to its objects")
+    return partners.filter(slug=slug, status=Partner.Status.ACTIVE).first()
 
 
 def membership_for_user(user):
@@ -24,7 +24,11 @@ def membership_for_user(user):
     if not isinstance(user, User) or not user.is_authenticated:
         return None
     try:
-        return Membership.objects.select_related("partner").get(user=user)
+        return (
+            Membership.objects.unscoped("the signed-in user's own membership names their partner")
+            .select_related("partner")
+            .get(user=user)
+        )
     except Membership.DoesNotExist:
         return None
 
@@ -93,7 +97,10 @@ def invitation_from_token(token):
     except signing.BadSignature:
         return None
     invitation = (
-        Invitation.objects.select_related("partner").filter(pk=invitation_id).first()
+        Invitation.objects.unscoped("the signed link names the invitation; no staff yet")
+        .select_related("partner")
+        .filter(pk=invitation_id)
+        .first()
         if _is_uuid(invitation_id)
         else None
     )

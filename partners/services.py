@@ -42,7 +42,8 @@ def partner_event_record(*, partner, action, actor=None, credential=None, **deta
 def _unique_slug(name):
     base = slugify(name)[:50] or "partner"
     slug, n = base, 1
-    while Partner.objects.filter(slug=slug).exists():
+    taken = Partner.objects.unscoped("a new partner's slug differs from every other's")
+    while taken.filter(slug=slug).exists():
         n += 1
         slug = f"{base}-{n}"
     return slug
@@ -74,7 +75,7 @@ def partner_register(*, name, kind, contact_email, admin_email, admin_password, 
 
 def _partner_set_status(*, partner, status, actor, reason=""):
     with transaction.atomic():
-        partner = Partner.objects.select_for_update().get(pk=partner.pk)
+        partner = Partner.objects.for_partner(partner).select_for_update().get()
         if partner.status == status:
             return partner
         previous = partner.status
@@ -115,7 +116,8 @@ def staff_invite(*, partner, email, role, invited_by):
     email = User.objects.normalize_email(email)
     if role not in Role.values:
         raise ValidationError({"role": "Unknown role."})
-    if Membership.objects.filter(user__email=email).exists():
+    staff = Membership.objects.unscoped("a person belongs to one organisation at most")
+    if staff.filter(user__email=email).exists():
         raise ValidationError({"email": "This person already belongs to an organisation."})
     Invitation.objects.for_partner(partner).filter(
         email=email, accepted_at__isnull=True, revoked_at__isnull=True
@@ -159,7 +161,9 @@ def invitation_revoke(*, invitation, actor):
 @transaction.atomic
 def invitation_accept(*, invitation, password, full_name=""):
     """The invited person sets a password and joins the partner with the invited role."""
-    invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
+    invitation = (
+        Invitation.objects.for_partner(invitation.partner).select_for_update().get(pk=invitation.pk)
+    )
     if not invitation.is_open:
         raise ValidationError("This invitation is no longer valid. Ask your admin for a new one.")
     if User.objects.filter(email=invitation.email).exists():
@@ -192,7 +196,9 @@ def membership_change_role(*, membership, role, actor):
     """Change a colleague's role; the last admin cannot be demoted."""
     if role not in Role.values:
         raise ValidationError({"role": "Unknown role."})
-    membership = Membership.objects.select_for_update().get(pk=membership.pk)
+    membership = (
+        Membership.objects.for_partner(membership.partner).select_for_update().get(pk=membership.pk)
+    )
     if membership.role == role:
         return membership
     if membership.role == Role.ADMIN:
@@ -214,7 +220,9 @@ def membership_change_role(*, membership, role, actor):
 @transaction.atomic
 def membership_remove(*, membership, actor):
     """Remove a colleague from the organisation; the account is deactivated with it."""
-    membership = Membership.objects.select_for_update().get(pk=membership.pk)
+    membership = (
+        Membership.objects.for_partner(membership.partner).select_for_update().get(pk=membership.pk)
+    )
     if membership.role == Role.ADMIN:
         _ensure_an_admin_remains(membership)
     user = membership.user
@@ -251,7 +259,8 @@ def credential_create(*, partner, name, scopes, created_by, expires_at=None):
         raise ValidationError({"expires_at": "The expiry must be in the future."})
     for _ in range(5):
         prefix = secrets.token_hex(6)
-        if not ApiCredential.objects.filter(prefix=prefix).exists():
+        taken = ApiCredential.objects.unscoped("a key's prefix differs from every partner's keys'")
+        if not taken.filter(prefix=prefix).exists():
             break
     secret = secrets.token_urlsafe(32)
     credential = ApiCredential(
@@ -282,7 +291,11 @@ def credential_create(*, partner, name, scopes, created_by, expires_at=None):
 @transaction.atomic
 def credential_revoke(*, credential, actor=None, by_credential=None, reason=""):
     """Revoke a key for good. Revoking twice is harmless."""
-    credential = ApiCredential.objects.select_for_update().get(pk=credential.pk)
+    credential = (
+        ApiCredential.objects.for_partner(credential.partner)
+        .select_for_update()
+        .get(pk=credential.pk)
+    )
     if credential.revoked_at:
         return credential
     credential.revoked_at = timezone.now()
@@ -351,6 +364,9 @@ def credential_authenticate(*, key):
     if credential.expires_at and credential.expires_at <= now:
         raise CredentialRefused("expired", "The API key has expired.")
     if not credential.last_used_at or now - credential.last_used_at > LAST_USED_RESOLUTION:
-        ApiCredential.objects.filter(pk=credential.pk).update(last_used_at=now)
+        ApiCredential.objects.for_partner(credential.partner).filter(pk=credential.pk).update(
+            last_used_at=now
+        )
         credential.last_used_at = now
+
     return credential

@@ -26,7 +26,9 @@ MAIL_RETRY = {
 @shared_task(name="partners.send_partner_status_email", **MAIL_RETRY)
 def send_partner_status_email(partner_id):
     """Tell a partner's admins that the operator approved or suspended it."""
-    partner = Partner.objects.get(pk=partner_id)
+    partner = Partner.objects.unscoped("the task runs for the partner id it was given").get(
+        pk=partner_id
+    )
     context = {"partner": partner, "site_url": settings.SITE_URL}
     send_mail(
         subject=render_to_string("email/partner_status_subject.txt", context).strip(),
@@ -40,7 +42,11 @@ def send_partner_status_email(partner_id):
 @shared_task(name="partners.send_invitation_email", **MAIL_RETRY)
 def send_invitation_email(invitation_id):
     """Send the invitation link. A revoked or used invitation is not sent."""
-    invitation = Invitation.objects.select_related("partner", "invited_by").get(pk=invitation_id)
+    invitation = (
+        Invitation.objects.unscoped("the task runs for the invitation id it was given")
+        .select_related("partner", "invited_by")
+        .get(pk=invitation_id)
+    )
     if not invitation.is_open:
         return
     context = {
@@ -58,7 +64,8 @@ def send_invitation_email(invitation_id):
 @shared_task(name="partners.expire_invitations", time_limit=120, soft_time_limit=100)
 def expire_invitations():
     """Close invitations whose time ran out, so that the address can be invited again."""
-    return Invitation.objects.filter(
+    every_partners = Invitation.objects.unscoped("housekeeping closes every partner's expired ones")
+    return every_partners.filter(
         accepted_at__isnull=True, revoked_at__isnull=True, expires_at__lte=timezone.now()
     ).update(revoked_at=timezone.now())
 

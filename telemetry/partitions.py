@@ -70,8 +70,8 @@ def ensure_partitions(months):
 
 def longest_retention_days():
     default = settings.TELEMETRY_RETENTION_DAYS
-    # Every manufacturer's setting counts: the shared partitions outlive the longest of them.
-    longest = TelemetrySettings.objects.unscoped().aggregate(m=Max("retention_days"))["m"]
+    every = TelemetrySettings.objects.unscoped("shared partitions outlive every maker's longest")
+    longest = every.aggregate(m=Max("retention_days"))["m"]
     return max(default, longest or 0)
 
 
@@ -101,7 +101,7 @@ def partitions_maintain(*, now=None, ahead=2):
                     cursor.execute(f"DROP TABLE {name}")
                 dropped.append(name)
         deleted = 0
-        shorter = TelemetrySettings.objects.unscoped().filter(
+        shorter = TelemetrySettings.objects.unscoped("retention runs for every maker").filter(
             retention_days__lt=longest_retention_days()
         )
         for row in shorter:

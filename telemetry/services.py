@@ -126,14 +126,14 @@ def pending_batch_process(*, batch_id):
     rows. Idempotent: a row already done is gone, and the work itself may run twice. Returns the
     signals it opened, or None when the row was already done. Rules first: they read the raw
     readings, not the roll-ups, and a signal should not wait for the charts."""
-    pending = PendingBatch.objects.unscoped().filter(pk=batch_id).first()
-    # Unscoped on purpose: a task holds a batch id; the batch names its own devices.
+    given = PendingBatch.objects.unscoped("the task runs for the batch id it was given")
+    pending = given.filter(pk=batch_id).first()
     if pending is None:
         return None
     opened = []
     if not pending.rules_done:
         opened = rules_evaluate(device_ids=pending.device_ids)
-        PendingBatch.objects.unscoped().filter(pk=pending.pk).update(rules_done=True)
+        given.filter(pk=pending.pk).update(rules_done=True)
     rollups_pending_refresh(manufacturer_id=pending.manufacturer_id)
     return opened
 
@@ -151,15 +151,15 @@ def rollups_pending_refresh(*, manufacturer_id):
             )
             if not cursor.fetchone()[0]:
                 return 0
+        owed = PendingBatch.objects.unscoped("restricted to the manufacturer id the task was given")
         due = list(
-            PendingBatch.objects.unscoped()
-            .select_for_update(skip_locked=True)
+            owed.select_for_update(skip_locked=True)
             .filter(manufacturer_id=manufacturer_id, rules_done=True)
             .values_list("pk", "device_ids", "first_ts", "last_ts")
         )
         for start, end, devices in _hour_spans(due):
             rollups_refresh(device_ids=sorted(devices), start=start, end=end)
-        PendingBatch.objects.unscoped().filter(pk__in=[row[0] for row in due]).delete()
+        owed.filter(pk__in=[row[0] for row in due]).delete()
     return len(due)
 
 
@@ -183,7 +183,7 @@ def pending_batches_due(*, older_than=timedelta(minutes=1), limit=1000):
     """Ids of outbox rows whose work should have been done by now: their after-commit task was
     lost (or is still queued behind others; doing a row twice is harmless)."""
     return list(
-        PendingBatch.objects.unscoped()
+        PendingBatch.objects.unscoped("the sweep works for every maker's batches")
         .filter(created_at__lte=timezone.now() - older_than)
         .order_by("created_at")
         .values_list("pk", flat=True)[:limit]
@@ -262,15 +262,16 @@ def rule_set_active(*, rule, active):
 def rules_evaluate(*, device_ids, kinds=None):
     """Evaluate the active rules of the devices' models over these devices; open a signal for
     each new match (at most one live per device and rule). Idempotent. Returns the new signals."""
-    devices = list(Device.objects.unscoped().filter(pk__in=device_ids))
     # A task holds device ids, not a partner: the rules are found through the devices' own
     # manufacturer and model, so no partner reaches another's rules.
+    given = Device.objects.unscoped("the task runs for the device ids it was given")
+    devices = list(given.filter(pk__in=device_ids))
     by_key = {}
     for d in devices:
         by_key.setdefault((d.manufacturer_id, d.model_name), []).append(d.pk)
     opened = []
     for (maker_id, model_name), ids in by_key.items():
-        rules = ServiceRule.objects.unscoped().filter(
+        rules = ServiceRule.objects.unscoped("the rules of the devices' own maker").filter(
             manufacturer_id=maker_id, model_name=model_name, active=True
         )
         for rule in rules:
@@ -288,7 +289,7 @@ def rules_evaluate(*, device_ids, kinds=None):
 def _signals_note_clearing(*, rule, device_ids, holding):
     """Mark the rule's live signals on these devices whose condition no longer holds (from the
     first evaluation that found it so) and unmark those whose condition holds again."""
-    live = ServiceSignal.objects.unscoped().filter(
+    live = ServiceSignal.objects.unscoped("the rule's own signals on its maker's devices").filter(
         rule=rule, device_id__in=device_ids, status__in=ServiceSignal.LIVE
     )
     live.filter(device_id__in=holding, condition_cleared_at__isnull=False).update(
@@ -311,7 +312,7 @@ def signals_resolve_cleared(*, now=None):
         return 0
     now = now or timezone.now()
     return (
-        ServiceSignal.objects.unscoped()
+        ServiceSignal.objects.unscoped("the sweep resolves every maker's cleared signals")
         .filter(
             status=ServiceSignal.Status.OPEN,
             condition_cleared_at__lte=now - timedelta(minutes=minutes),
@@ -336,7 +337,8 @@ def _signal_open(*, rule, device_id, evidence):
             row = cursor.fetchone()
         if row is None:
             return None
-        signal = ServiceSignal.objects.unscoped().select_related("device", "rule").get(pk=row[0])
+        inserted = ServiceSignal.objects.unscoped("the signal just inserted, by its id")
+        signal = inserted.select_related("device", "rule").get(pk=row[0])
         signal_to_care(signal=signal)
         return signal
 
@@ -360,7 +362,8 @@ def signal_transition(*, signal, action):
         raise ValidationError({"action": f"must be one of {', '.join(TRANSITIONS)}"})
     allowed, target = TRANSITIONS[action]
     with transaction.atomic():
-        locked = ServiceSignal.objects.unscoped().select_for_update().get(pk=signal.pk)
+        held = ServiceSignal.objects.unscoped("locks again the signal the caller holds")
+        locked = held.select_for_update().get(pk=signal.pk)
         if locked.status not in allowed:
             raise ValidationError({"status": f"a {locked.status} signal cannot be {target}"})
         locked.status = target

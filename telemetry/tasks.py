@@ -53,15 +53,16 @@ def resolve_cleared_signals():
 @shared_task(name="telemetry.evaluate_no_data", acks_late=True, time_limit=600, soft_time_limit=570)
 def evaluate_no_data():
     """Beat: silence is not an ingest, so rules with a no-data condition run on a clock."""
-    rules = ServiceRule.objects.unscoped().filter(
+    # The beat works for every manufacturer; each rule only reaches the devices of its own
+    # manufacturer and model.
+    rules = ServiceRule.objects.unscoped("the beat works for every manufacturer").filter(
         active=True, conditions__contains=[{"kind": "no_data"}]
     )
-    # Unscoped on purpose: the beat works for every manufacturer; each rule only reaches the
-    # devices of its own manufacturer and model.
     keys = Q(pk__in=[])
     for rule in rules:
         keys |= Q(manufacturer_id=rule.manufacturer_id, model_name=rule.model_name)
-    ids = list(Device.objects.unscoped().filter(keys).values_list("pk", flat=True))
+    theirs = Device.objects.unscoped("each rule's own maker's devices of its model")
+    ids = list(theirs.filter(keys).values_list("pk", flat=True))
     opened = services.rules_evaluate(device_ids=ids, kinds={"no_data"}) if ids else []
     return {"devices": len(ids), "opened": len(opened), "at": timezone.now().isoformat()}
 

@@ -51,8 +51,10 @@ def discrepancy_transition(*, discrepancy, action, partner, reason, user=None, c
     """resolve / dismiss an open discrepancy, or reopen a closed one, with a reason."""
     if action not in TRANSITIONS:
         raise ValidationError({"action": "Use resolve, dismiss or reopen."})
-    discrepancy = Discrepancy.objects.select_for_update().get(pk=discrepancy.pk)
     _check_party(discrepancy, partner)
+    discrepancy = (
+        Discrepancy.objects.for_partner(partner).select_for_update().get(pk=discrepancy.pk)
+    )
     reason = _clean_text(reason, required=True)
     source, target, note_action = TRANSITIONS[action]
     if source is not None and discrepancy.status != source:
@@ -86,7 +88,9 @@ def discrepancy_comment(*, discrepancy, partner, text, user=None, credential=Non
         credential=credential,
         text=text,
     )
-    Discrepancy.objects.filter(pk=discrepancy.pk).update(updated_at=timezone.now())
+    Discrepancy.objects.for_partner(partner).filter(pk=discrepancy.pk).update(
+        updated_at=timezone.now()
+    )
     _announce(discrepancy)
     return note
 
@@ -121,7 +125,7 @@ def warranty_terms_set(
         raise ValidationError(
             {"warranty_months": f"A whole number of months, 1 to {WarrantyTerms.MAX_MONTHS}."}
         )
-    terms, created = WarrantyTerms.objects.update_or_create(
+    terms, created = WarrantyTerms.objects.for_partner(manufacturer).update_or_create(
         manufacturer=manufacturer,
         gtin=gtin,
         defaults={
@@ -167,7 +171,5 @@ def findings_forget_erased(*, now=None):
     """No finding of any pair keeps naming a customer erased more than a day ago; the nightly
     beat calls this for the pairs that no longer run. Returns how many findings it cleared."""
     cutoff = (now or timezone.now()) - FORGET_ERASED_AFTER
-    # Unscoped on purpose: erasure reaches every partner's findings about the customer.
-    return (
-        Discrepancy.objects.unscoped().filter(customer__erased_at__lt=cutoff).update(customer=None)
-    )
+    findings = Discrepancy.objects.unscoped("erasure reaches every partner's findings of them")
+    return findings.filter(customer__erased_at__lt=cutoff).update(customer=None)

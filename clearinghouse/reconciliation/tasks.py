@@ -26,9 +26,8 @@ logger = logging.getLogger(__name__)
 )
 def reconcile_pair_task(manufacturer_id, retailer_id, trigger="beat", full=False):
     """Idempotent: a redelivered or repeated task re-runs from the pair's watermark and upserts."""
-    partners = {
-        p.pk: p for p in Partner.objects.unscoped().filter(pk__in=[manufacturer_id, retailer_id])
-    }
+    pair = Partner.objects.unscoped("the reconciliation engine reads both parties of a pair")
+    partners = {p.pk: p for p in pair.filter(pk__in=[manufacturer_id, retailer_id])}
     manufacturer, retailer = partners.get(_uuid(manufacturer_id)), partners.get(_uuid(retailer_id))
     if manufacturer is None or retailer is None:
         return None
@@ -80,8 +79,7 @@ def announce_run(run_id):
 def announce_sweep():
     """Beat: announce the runs whose after-commit announcement was lost (Redis away, a worker
     killed after the run's commit)."""
-    # Unscoped on purpose: the sweep works for every pair's runs.
-    due = ReconciliationRun.objects.unscoped().filter(
+    due = ReconciliationRun.objects.unscoped("the sweep works for every pair's runs").filter(
         status=ReconciliationRun.Status.DONE,
         announced_at__isnull=True,
         finished_at__lt=timezone.now() - timedelta(minutes=1),

@@ -111,10 +111,15 @@ def _typed(kind, raw):
 def upload_process(*, upload_id):
     """Process an upload from its first line. Safe to run again after a crash: rows already
     stored answer 'existing', and the counts are recomputed."""
-    upload = RecordUpload.objects.select_related("partner").get(pk=upload_id)
+    upload = (
+        RecordUpload.objects.unscoped("the task processes the upload id it was given")
+        .select_related("partner")
+        .get(pk=upload_id)
+    )
     if upload.status == RecordUpload.Status.DONE:
         return upload
-    RecordUpload.objects.filter(pk=upload.pk).update(
+    this_upload = RecordUpload.objects.for_partner(upload.partner).filter(pk=upload.pk)
+    this_upload.update(
         status=RecordUpload.Status.PROCESSING,
         processed=0,
         created=0,
@@ -128,7 +133,7 @@ def upload_process(*, upload_id):
         lines = list(read_rows(bytes(upload.content)))
         if len(lines) > MAX_ROWS:
             raise CsvProblem(f"The file has {len(lines)} rows; at most {MAX_ROWS} per upload.")
-        RecordUpload.objects.filter(pk=upload.pk).update(total_rows=len(lines))
+        this_upload.update(total_rows=len(lines))
         for start in range(0, len(lines), CHUNK):
             chunk = lines[start : start + CHUNK]
             with transaction.atomic():
@@ -146,8 +151,8 @@ def upload_process(*, upload_id):
                 for error in result.errors:
                     if len(errors) < MAX_REPORTED_ERRORS:
                         errors.append({"line": line_no, "external_id": result.external_id, **error})
-            RecordUpload.objects.filter(pk=upload.pk).update(processed=start + len(chunk), **counts)
-        RecordUpload.objects.filter(pk=upload.pk).update(
+            this_upload.update(processed=start + len(chunk), **counts)
+        this_upload.update(
             status=RecordUpload.Status.DONE, errors=errors, finished_at=timezone.now(), **counts
         )
         if counts["created"]:
@@ -155,7 +160,7 @@ def upload_process(*, upload_id):
                 sender=RecordUpload, partner=upload.partner, created=counts["created"], refs=refs
             )
     except CsvProblem as exc:
-        RecordUpload.objects.filter(pk=upload.pk).update(
+        this_upload.update(
             status=RecordUpload.Status.FAILED, message=str(exc), finished_at=timezone.now()
         )
     upload.refresh_from_db()

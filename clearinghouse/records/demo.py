@@ -43,7 +43,7 @@ def load(partners, customers, step, bulk_units=300):
     """Idempotent: records carry fixed external ids, so a reload answers 'existing'."""
     maker, shop = partners["maker"], partners["shop"]
     for model, months in WARRANTY_MONTHS.items():
-        if not WarrantyTerms.objects.filter(manufacturer=maker, gtin=gtin(model)).exists():
+        if not WarrantyTerms.objects.for_partner(maker).filter(gtin=gtin(model)).exists():
             warranty_terms_set(
                 manufacturer=maker, gtin=gtin(model), model_name=model, warranty_months=months
             )

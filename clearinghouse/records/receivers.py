@@ -13,9 +13,10 @@ from .models import InteractionRecord
 def tombstone_records(sender, customer_id, **kwargs):
     """Inside the erasure transaction: drop the customer and the payload from every record about
     them, keeping a tombstone (kind, unit, time, submitter) that reconciliation needs."""
-    # Unscoped on purpose: erasure reaches every partner's records about this customer.
     return (
-        InteractionRecord.objects.unscoped()
+        InteractionRecord.objects.unscoped(
+            "erasure reaches every partner's records of the customer"
+        )
         .filter(customer_id=customer_id)
         .update(customer=None, payload={}, tombstoned_at=timezone.now())
     )
@@ -24,9 +25,8 @@ def tombstone_records(sender, customer_id, **kwargs):
 @receiver(customer_exporting, dispatch_uid="records.export")
 def export_records(sender, customer_id, **kwargs):
     """Every record about the customer, whoever submitted it: it is the customer's own data."""
-    # Unscoped on purpose: the customer sees what every partner recorded about them.
     records = (
-        InteractionRecord.objects.unscoped()
+        InteractionRecord.objects.unscoped("the customer sees what every partner recorded of them")
         .filter(Q(customer_id=customer_id))
         .select_related("submitted_by")
         .order_by("occurred_at")

@@ -15,7 +15,8 @@ def process_upload(upload_id):
 @shared_task(name="records.announce_shared", time_limit=600, soft_time_limit=570)
 def announce_shared(submitter_id, refs):
     """``record.shared`` webhooks for records that just arrived (idempotent per chunk)."""
-    submitter = Partner.objects.unscoped().filter(pk=submitter_id).first()
+    submitters = Partner.objects.unscoped("the task runs for the submitter id it was given")
+    submitter = submitters.filter(pk=submitter_id).first()
     if submitter is None:
         return 0
     return records_announce(submitter=submitter, refs=refs)

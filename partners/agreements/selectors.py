@@ -99,9 +99,9 @@ def agreement_list(*, partner):
         .prefetch_related(
             Prefetch(
                 "versions",
-                queryset=AgreementVersion.objects.select_related(
-                    "proposed_by", "proposed_by_user", "countersigned_by_user"
-                ).order_by("-number"),
+                queryset=AgreementVersion.objects.for_partner(partner)
+                .select_related("proposed_by", "proposed_by_user", "countersigned_by_user")
+                .order_by("-number"),
             )
         )
     )
@@ -130,9 +130,10 @@ def agreement_counterparts(*, partner):
         .values_list("manufacturer_id", "retailer_id")
     )
     taken = {pk for pair in open_with for pk in pair}
-    # Unscoped on purpose: naming a counterpart needs no access to its objects, only its name.
     return (
-        Partner.objects.unscoped()
+        Partner.objects.unscoped(
+            "naming a counterpart needs no access to its objects, only its name"
+        )
         .filter(status=Partner.Status.ACTIVE, kind=other)
         .exclude(pk__in=taken)
         .order_by("name")
@@ -152,8 +153,8 @@ def agreement_awaiting(*, partner):
 def pairs_in_force(*, partner=None):
     """(manufacturer id, retailer id) of every agreement in force between two active partners:
     the pairs the reconciliation workers run for; with ``partner``, only its own pairs."""
-    # Unscoped on purpose: the reconciliation scheduler works for every pair.
-    agreements = SharingAgreement.objects.unscoped().filter(
+    agreements = SharingAgreement.objects.unscoped("the reconciliation scheduler runs every pair")
+    agreements = agreements.filter(
         status=SharingAgreement.Status.ACTIVE,
         manufacturer__status=Partner.Status.ACTIVE,
         retailer__status=Partner.Status.ACTIVE,

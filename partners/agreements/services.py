@@ -46,8 +46,8 @@ def _record(*, agreement, version, partner, actor, action, **detail):
 
 def _fresh_partners(*partners):
     """The partners as the database holds them now (a stale object may hide a suspension)."""
-    # Unscoped on purpose: the service checks the status of both parties of an agreement.
-    found = Partner.objects.unscoped().in_bulk([p.pk for p in partners])
+    parties = Partner.objects.unscoped("the service re-reads the status of both parties")
+    found = parties.in_bulk([p.pk for p in partners])
     return [found[p.pk] for p in partners]
 
 

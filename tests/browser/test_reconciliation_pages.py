@@ -29,7 +29,11 @@ def test_warranty_terms_and_notices(live_server, page, phone_page, screenshot):
     page.get_by_role("button", name="Save the terms").click()
     page.get_by_text("Fridge 60: 60 months.").wait_for()
     screenshot(page, "warranty-terms")
-    assert WarrantyTerms.objects.filter(manufacturer=maker, model_name="Fridge 60").exists()
+    assert (
+        WarrantyTerms.objects.unscoped("test setup")
+        .filter(manufacturer=maker, model_name="Fridge 60")
+        .exists()
+    )
 
     nav.get_by_role("link", name="Notices").click()
     page.get_by_role("heading", name="To confirm (1)").wait_for()

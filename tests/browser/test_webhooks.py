@@ -59,7 +59,7 @@ def test_an_admin_adds_an_endpoint_and_a_test_event_arrives_signed(
         secret=secret, header=request.headers["clearinghouse-signature"], body=request.body
     )
 
-    delivery = WebhookDelivery.objects.get()
+    delivery = WebhookDelivery.objects.unscoped("test setup").get()
     sign_in(phone_page, live_server, admin.email)
     for url in ["/portal/webhooks/", f"/portal/webhooks/deliveries/{delivery.pk}/"]:
         phone_page.goto(f"{live_server.url}{url}")
@@ -85,7 +85,7 @@ def test_a_customer_sees_which_recipients_confirmed_a_withdrawal(
             channel="api",
         )
         services.consent_revoke(grant=grant)  # notices follow on commit
-    confirmed = RecipientNotice.objects.get(partner=maker)
+    confirmed = RecipientNotice.objects.unscoped("test setup").get(partner=maker)
     notices.notice_acknowledge(
         notice=confirmed, via="api", at=confirmed.occurred_at + timedelta(minutes=3)
     )

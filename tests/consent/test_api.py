@@ -44,7 +44,7 @@ def test_partner_records_a_consent_with_a_signed_receipt(shop, api):
     jwk = receipts.jwks()["keys"][0]
     assert receipts.verify_with_jwk(data["receipt"], jwk)
     assert "alice" not in response.content.decode().lower()  # no raw identifier comes back
-    grant = ConsentGrant.objects.get()
+    grant = ConsentGrant.objects.unscoped("test setup").get()
     assert grant.evidence["channel"] == "checkout" and grant.collected_by == partner
 
 
@@ -88,17 +88,23 @@ def test_bad_consents_are_problems_and_store_nothing(shop, api, overrides, field
     response = api(key).post("/api/v1/consents", body(**overrides), format="json")
     problem = assert_problem(response, 400, "validation")
     assert field in {e["field"] for e in problem["errors"]}, problem
-    assert not ConsentGrant.objects.exists() and not LedgerEntry.objects.exists()
+    assert (
+        not ConsentGrant.objects.unscoped("test setup").exists()
+        and not LedgerEntry.objects.exists()
+    )
 
 
 def test_duplicate_consent_is_409_and_stores_nothing(shop, api):
     _, key = shop
     assert api(key).post("/api/v1/consents", body(), format="json").status_code == 201
-    before = (ConsentGrant.objects.count(), LedgerEntry.objects.count())
+    before = (ConsentGrant.objects.unscoped("test setup").count(), LedgerEntry.objects.count())
     assert_problem(
         api(key).post("/api/v1/consents", body(), format="json"), 409, "duplicate_consent"
     )
-    assert (ConsentGrant.objects.count(), LedgerEntry.objects.count()) == before
+    assert (
+        ConsentGrant.objects.unscoped("test setup").count(),
+        LedgerEntry.objects.count(),
+    ) == before
 
 
 def test_status_for_a_customer(shop, api):
@@ -145,10 +151,10 @@ def test_consents_list_detail_and_revoke_are_tenant_scoped(shop, make_partner, i
     assert api(other_key).get("/api/v1/consents").json()["results"] == []
     assert_problem(api(other_key).get(f"/api/v1/consents/{consent_id}"), 404)
     assert_problem(api(other_key).post(f"/api/v1/consents/{consent_id}/revoke"), 404)
-    assert ConsentGrant.objects.get().revoked_at is None
+    assert ConsentGrant.objects.unscoped("test setup").get().revoked_at is None
     revoked = api(key).post(f"/api/v1/consents/{consent_id}/revoke")
     assert revoked.status_code == 200 and revoked.json()["revoked_at"]
-    assert ConsentGrant.objects.get().ended_by == "partner"
+    assert ConsentGrant.objects.unscoped("test setup").get().ended_by == "partner"
 
 
 def test_writing_consent_needs_the_scope(make_partner, issue_key, api):

@@ -64,7 +64,7 @@ def test_a_withdrawal_is_notified_to_the_grantee_that_read_the_data(
     listen(world.maker, receiver)
     revoke(django_capture_on_commit_callbacks, the_grant)
 
-    notice = RecipientNotice.objects.get()
+    notice = RecipientNotice.objects.unscoped("test setup").get()
     the_grant.refresh_from_db()
     assert (notice.partner, notice.kind, notice.grant, notice.purpose) == (
         world.maker,
@@ -105,8 +105,8 @@ def test_partners_that_never_read_the_data_are_not_notified(
     listen(world.maker, receiver)
     revoke(django_capture_on_commit_callbacks, to_sparrow)
     revoke(django_capture_on_commit_callbacks, for_service)
-    assert not RecipientNotice.objects.exists()
-    assert receiver.requests == [] and not WebhookEvent.objects.exists()
+    assert not RecipientNotice.objects.unscoped("test setup").exists()
+    assert receiver.requests == [] and not WebhookEvent.objects.unscoped("test setup").exists()
 
 
 def test_a_signed_2xx_answer_acknowledges_the_notice(
@@ -117,10 +117,10 @@ def test_a_signed_2xx_answer_acknowledges_the_notice(
     receiver.acknowledge_with(listen(world.maker, receiver).secret)
     revoke(django_capture_on_commit_callbacks, the_grant)
 
-    notice = RecipientNotice.objects.get()
+    notice = RecipientNotice.objects.unscoped("test setup").get()
     assert notice.acknowledged_via == "webhook" and notice.acknowledged_at
     assert notice.acknowledgement_delay < timedelta(minutes=1)
-    delivery = WebhookDelivery.objects.get()
+    delivery = WebhookDelivery.objects.unscoped("test setup").get()
     assert delivery.acknowledged_signature_ok is True and delivery.status == "succeeded"
     entry = LedgerEntry.objects.get(kind="notice.acknowledged")
     assert entry.payload["via"] == "webhook" and entry.payload["notice"] == str(notice.pk)
@@ -134,8 +134,8 @@ def test_an_answer_signed_with_another_secret_acknowledges_nothing(
     listen(world.maker, receiver)
     receiver.acknowledge_with("whsec_someone_elses")
     revoke(django_capture_on_commit_callbacks, the_grant)
-    assert RecipientNotice.objects.get().acknowledged_at is None
-    assert WebhookDelivery.objects.get().acknowledged_signature_ok is False
+    assert RecipientNotice.objects.unscoped("test setup").get().acknowledged_at is None
+    assert WebhookDelivery.objects.unscoped("test setup").get().acknowledged_signature_ok is False
 
 
 def test_an_erasure_is_notified_to_every_partner_that_read_the_data(
@@ -150,10 +150,16 @@ def test_an_erasure_is_notified_to_every_partner_that_read_the_data(
 
     customer = Customer.objects.get(pk=world.customer.pk)
     assert customer.is_erased and not AccessLogEntry.objects.exists()
-    erasures = RecipientNotice.objects.filter(kind="erasure").order_by("partner__name")
+    erasures = (
+        RecipientNotice.objects.unscoped("test setup")
+        .filter(kind="erasure")
+        .order_by("partner__name")
+    )
     assert [n.partner for n in erasures] == [world.shop, world.maker]  # not Sparrow
     assert all(n.occurred_at == customer.erased_at for n in erasures)
-    assert not RecipientNotice.objects.filter(kind="revocation").exists()  # ended by erasure
+    assert (
+        not RecipientNotice.objects.unscoped("test setup").filter(kind="revocation").exists()
+    )  # ended by erasure
     (request,) = receiver.wait_for(1)
     data = request.json()["data"]
     assert request.json()["type"] == "customer.erased"
@@ -188,7 +194,10 @@ def test_an_erasure_nobody_read_names_no_recipient_in_its_signed_receipt(
     assert payload["recipients_told"] == []
     assert payload["consents_ended_with"] == ["Brightmart", "Nordwind"]
     assert payload["erased"]["consents_ended"] == 3
-    assert not RecipientNotice.objects.exists() and not WebhookEvent.objects.exists()
+    assert (
+        not RecipientNotice.objects.unscoped("test setup").exists()
+        and not WebhookEvent.objects.unscoped("test setup").exists()
+    )
 
 
 def test_an_erasure_receipt_names_as_told_exactly_the_partners_that_read_the_data(
@@ -201,7 +210,11 @@ def test_an_erasure_receipt_names_as_told_exactly_the_partners_that_read_the_dat
     read(world, world.maker, "warranty")
     read(world, world.sparrow, "service")
     payload = _erase(world, django_capture_on_commit_callbacks)
-    notified = RecipientNotice.objects.filter(kind="erasure").select_related("partner")
+    notified = (
+        RecipientNotice.objects.unscoped("test setup")
+        .filter(kind="erasure")
+        .select_related("partner")
+    )
     assert payload["recipients_told"] == sorted(n.partner.name for n in notified)
     assert payload["recipients_told"] == ["Nordwind", "Sparrow"]
     assert payload["consents_ended_with"] == ["Brightmart", "Nordwind"]
@@ -215,7 +228,7 @@ def test_a_withdrawal_the_grantee_relayed_itself_is_acknowledged_at_once(
     read(world, world.maker, "warranty")
     listen(world.maker, receiver)
     revoke(django_capture_on_commit_callbacks, the_grant, ended_by=ConsentGrant.Ended.PARTNER)
-    notice = RecipientNotice.objects.get()
+    notice = RecipientNotice.objects.unscoped("test setup").get()
     assert notice.acknowledged_via == "api" and notice.acknowledged_at == notice.occurred_at
     assert receiver.requests == []
     entry = LedgerEntry.objects.get(kind="notice.acknowledged")
@@ -233,8 +246,8 @@ def test_a_superseded_grant_is_not_a_withdrawal(world, django_capture_on_commit_
             categories=["purchase"],
             source="customer",
         )
-    assert ConsentGrant.objects.filter(ended_by="superseded").count() == 1
-    assert not RecipientNotice.objects.exists()
+    assert ConsentGrant.objects.unscoped("test setup").filter(ended_by="superseded").count() == 1
+    assert not RecipientNotice.objects.unscoped("test setup").exists()
 
 
 def test_silent_recipients_are_chased_with_growing_pauses(
@@ -244,7 +257,7 @@ def test_silent_recipients_are_chased_with_growing_pauses(
     read(world, world.maker, "warranty")
     listen(world.maker, receiver)
     revoke(django_capture_on_commit_callbacks, the_grant)
-    notice = RecipientNotice.objects.get()
+    notice = RecipientNotice.objects.unscoped("test setup").get()
     start = notice.created_at
 
     def chase(after):
@@ -269,7 +282,10 @@ def test_silent_recipients_are_chased_with_growing_pauses(
     assert chase(third - start + timedelta(hours=24, minutes=1)) == 1  # daily is the cap
     notice.refresh_from_db()
     assert notice.chase_count == 4
-    assert WebhookEvent.objects.filter(event_type="consent.revoked").count() == 5
+    assert (
+        WebhookEvent.objects.unscoped("test setup").filter(event_type="consent.revoked").count()
+        == 5
+    )
     assert len(receiver.requests) == 5
 
     notices.notice_acknowledge(notice=notice, via="api")
@@ -285,7 +301,7 @@ def test_a_suspended_recipient_is_not_chased(
     read(world, world.maker, "warranty")
     revoke(django_capture_on_commit_callbacks, the_grant)
     partner_services.partner_suspend(partner=world.maker, actor=operator)
-    notice = RecipientNotice.objects.get()
+    notice = RecipientNotice.objects.unscoped("test setup").get()
     assert notices.notices_chase(now=notice.created_at + timedelta(hours=2)) == 0
 
 
@@ -296,13 +312,15 @@ def test_the_chase_catches_up_a_withdrawal_whose_signal_was_lost(
     read(world, world.maker, "warranty")
     listen(world.maker, receiver)
     the_grant = services.consent_revoke(grant=the_grant)  # its after-commit signal never runs
-    assert not RecipientNotice.objects.exists()
+    assert not RecipientNotice.objects.unscoped("test setup").exists()
     with django_capture_on_commit_callbacks(execute=True):
         notices.notices_chase(now=the_grant.revoked_at + timedelta(minutes=1))
-    assert not RecipientNotice.objects.exists()  # too recent: the signal may still come
+    assert not RecipientNotice.objects.unscoped(
+        "test setup"
+    ).exists()  # too recent: the signal may still come
     with django_capture_on_commit_callbacks(execute=True):
         notices.notices_chase(now=the_grant.revoked_at + timedelta(minutes=10))
-    notice = RecipientNotice.objects.get()
+    notice = RecipientNotice.objects.unscoped("test setup").get()
     assert notice.grant == the_grant and notice.sent_at
     assert receiver.wait_for(1)[0].json()["data"]["notice"] == str(notice.pk)
 
@@ -323,11 +341,11 @@ def test_the_dashboard_shows_who_confirmed_a_withdrawal_and_who_has_not(
     read(world, world.shop, "loyalty")
     revoke(django_capture_on_commit_callbacks, warranty)
     revoke(django_capture_on_commit_callbacks, loyalty)
-    confirmed = RecipientNotice.objects.get(partner=world.maker)
+    confirmed = RecipientNotice.objects.unscoped("test setup").get(partner=world.maker)
     notices.notice_acknowledge(
         notice=confirmed, via="webhook", at=confirmed.occurred_at + timedelta(minutes=3)
     )
-    RecipientNotice.objects.filter(partner=world.shop).update(chase_count=1)
+    RecipientNotice.objects.unscoped("test setup").filter(partner=world.shop).update(chase_count=1)
     sign_in(client, world.customer)
     page = client.get("/me/consents/").content.decode()
     confirmed.refresh_from_db()
@@ -368,7 +386,7 @@ def test_a_recipient_without_a_webhook_is_emailed_and_confirms_in_the_portal(
     the_grant = grant(world, maker)
     read(world, maker, "warranty")
     revoke(django_capture_on_commit_callbacks, the_grant)
-    notice = RecipientNotice.objects.get()
+    notice = RecipientNotice.objects.unscoped("test setup").get()
 
     (mail,) = mailoutbox  # no endpoint: the maker's contact and admins are e-mailed
     assert mail.subject == "Consent withdrawn: please confirm"

@@ -94,7 +94,7 @@ def test_expiry_sweep_writes_one_ledger_entry_per_expired_grant(world):
         source="customer",
         expires_at=timezone.now() + timedelta(days=1),
     )
-    ConsentGrant.objects.filter(pk=grant.pk).update(
+    ConsentGrant.objects.unscoped("test setup").filter(pk=grant.pk).update(
         granted_at=timezone.now() - timedelta(days=3), expires_at=timezone.now() - timedelta(days=1)
     )
     assert services.consent_record_expiries() == 1
@@ -105,13 +105,17 @@ def test_expiry_sweep_writes_one_ledger_entry_per_expired_grant(world):
 def test_identical_active_grant_is_a_duplicate_and_changes_nothing(world):
     maker, _, customer = world
     services.consent_grant(customer=customer, grantee=maker, purpose="service", source="customer")
-    before = (ConsentGrant.objects.count(), LedgerEntry.objects.count(), Receipt.objects.count())
+    before = (
+        ConsentGrant.objects.unscoped("test setup").count(),
+        LedgerEntry.objects.count(),
+        Receipt.objects.count(),
+    )
     with pytest.raises(services.DuplicateGrant):
         services.consent_grant(
             customer=customer, grantee=maker, purpose="service", source="customer"
         )
     assert (
-        ConsentGrant.objects.count(),
+        ConsentGrant.objects.unscoped("test setup").count(),
         LedgerEntry.objects.count(),
         Receipt.objects.count(),
     ) == before
@@ -159,7 +163,10 @@ def test_bad_grants_store_nothing(world, kwargs):
     }
     with pytest.raises(ValidationError):
         services.consent_grant(**args)
-    assert not ConsentGrant.objects.exists() and not LedgerEntry.objects.exists()
+    assert (
+        not ConsentGrant.objects.unscoped("test setup").exists()
+        and not LedgerEntry.objects.exists()
+    )
 
 
 def test_no_consent_for_a_suspended_partner(world, operator):

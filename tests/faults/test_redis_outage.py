@@ -122,7 +122,7 @@ def test_redis_stopped_and_restarted_during_ingest_loses_no_accepted_work(world)
                 traffic.round()
 
             # Every success has its rows in PostgreSQL.
-            records = InteractionRecord.objects.unscoped()
+            records = InteractionRecord.objects.unscoped("test setup")
             for kind, prefix in (("sale", "S-"), ("registration", "W-")):
                 stored = set(
                     records.filter(external_id__startswith=f"{prefix}RU-").values_list(
@@ -145,12 +145,14 @@ def test_redis_stopped_and_restarted_during_ingest_loses_no_accepted_work(world)
                     )
                 )
                 signalled = set(
-                    ServiceSignal.objects.unscoped().values_list("device__serial", flat=True)
+                    ServiceSignal.objects.unscoped("test setup").values_list(
+                        "device__serial", flat=True
+                    )
                 )
                 return {
                     "units linked": len(both & linked),
                     "devices signalled": len(traffic.accepted["devices"] & signalled),
-                    "batches owing work": PendingBatch.objects.unscoped().count(),
+                    "batches owing work": PendingBatch.objects.unscoped("test setup").count(),
                 }
 
             def recovered():
@@ -181,5 +183,5 @@ def test_redis_stopped_and_restarted_during_ingest_loses_no_accepted_work(world)
     rolled_up = set(HourlyRollup.objects.values_list("device__serial", flat=True))
     assert traffic.accepted["devices"] <= rolled_up
     # Nothing twice: one live signal per device, one link per unit.
-    assert ServiceSignal.objects.unscoped().count() == len(traffic.accepted["devices"])
+    assert ServiceSignal.objects.unscoped("test setup").count() == len(traffic.accepted["devices"])
     assert RecordLink.objects.filter(kind="sale_registration").count() == len(both)

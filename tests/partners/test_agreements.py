@@ -118,7 +118,7 @@ def test_a_new_proposal_replaces_the_pending_one(pair, in_force):
     assert state(v2) == ("active", "withdrawn")
     assert v3.number == 3 and state(v3) == ("active", "proposed")
     assert in_force.agreement.versions.filter(status="proposed").count() == 1
-    withdrawn = AgreementEvent.objects.get(action="agreement.withdrawn")
+    withdrawn = AgreementEvent.objects.unscoped("test setup").get(action="agreement.withdrawn")
     assert withdrawn.version == v2 and withdrawn.detail["replaced_by"] == 3
     assert SharingAgreement.objects.for_partner(maker).count() == 1
 

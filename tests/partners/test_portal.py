@@ -28,7 +28,7 @@ def test_registration_signs_in_to_a_pending_dashboard(db, client):
     html = response.content.decode()
     assert "Waiting for approval" in html
     assert "<script>alert(1)</script>" not in html and "&lt;script&gt;" in html
-    partner = Partner.objects.get()
+    partner = Partner.objects.unscoped("test setup").get()
     assert partner.status == Partner.Status.PENDING
 
 
@@ -46,7 +46,7 @@ def test_bad_registration_shows_errors_and_creates_nothing(db, client, overrides
     response = client.post("/portal/register/", registration(**overrides))
     assert response.status_code == 200
     assert field in response.context["form"].errors
-    assert not Partner.objects.exists() and not User.objects.exists()
+    assert not Partner.objects.unscoped("test setup").exists() and not User.objects.exists()
 
 
 def test_pending_partner_sees_only_the_dashboard(make_partner, client):
@@ -78,7 +78,7 @@ def test_suspension_cuts_off_a_signed_in_session(make_partner, client, operator)
 def test_registration_approval_login_round_trip(db, client, operator):
     client.post("/portal/register/", registration(name="Brightmart"))
     client.logout()
-    partner = Partner.objects.get()
+    partner = Partner.objects.unscoped("test setup").get()
     services.partner_approve(partner=partner, actor=operator)
     response = client.post(
         "/accounts/login/", {"username": "ada@acme.example", "password": PASSWORD}, follow=True
@@ -110,7 +110,7 @@ def test_only_admins_manage_staff_and_keys(make_partner, add_staff, client, role
     assert (
         client.post(f"/portal/staff/{admin.membership.pk}/", {"role": "viewer"}).status_code == 403
     )
-    assert not ApiCredential.objects.exists()
+    assert not ApiCredential.objects.unscoped("test setup").exists()
     assert (
         admin.membership.role == Role.ADMIN
         and not partner.invitations.filter(email="x@example.org").exists()
@@ -143,7 +143,7 @@ def test_bad_key_form_changes_nothing(make_partner, client):
     ]:
         response = client.post("/portal/credentials/new/", data)
         assert response.status_code == 200 and response.context["form"].errors
-    assert not ApiCredential.objects.exists()
+    assert not ApiCredential.objects.unscoped("test setup").exists()
 
 
 def test_admin_revokes_a_key_in_the_portal(make_partner, issue_key, client):
@@ -174,7 +174,7 @@ def test_foreign_objects_are_404_in_the_portal(make_partner, issue_key, add_staf
     b_cred.refresh_from_db()
     b_invitation.refresh_from_db()
     assert b_cred.revoked_at is None and b_invitation.revoked_at is None
-    assert Membership.objects.filter(pk=b_viewer.membership.pk).exists()
+    assert Membership.objects.unscoped("test setup").filter(pk=b_viewer.membership.pk).exists()
     assert b"z@example.org" not in client.get("/portal/staff/").content
 
 

@@ -21,12 +21,16 @@ def test_registration_creates_pending_partner_with_its_admin(db):
     assert partner.slug == "acme-appliances"
     assert user.email == "boss@acme.example"
     assert user.membership.role == Role.ADMIN and user.membership.partner == partner
-    assert PartnerEvent.objects.filter(partner=partner, action="partner.registered").exists()
+    assert (
+        PartnerEvent.objects.unscoped("test setup")
+        .filter(partner=partner, action="partner.registered")
+        .exists()
+    )
 
 
 def test_registration_with_taken_email_changes_nothing(db, make_partner):
     _, admin = make_partner()
-    before = (Partner.objects.count(), User.objects.count())
+    before = (Partner.objects.unscoped("test setup").count(), User.objects.count())
     with pytest.raises(ValidationError):
         services.partner_register(
             name="Other",
@@ -35,7 +39,7 @@ def test_registration_with_taken_email_changes_nothing(db, make_partner):
             admin_email=admin.email.upper(),
             admin_password="a-long-password-123",
         )
-    assert (Partner.objects.count(), User.objects.count()) == before
+    assert (Partner.objects.unscoped("test setup").count(), User.objects.count()) == before
 
 
 def test_same_name_gets_a_distinct_slug(db):
@@ -75,15 +79,19 @@ def test_approval_emails_the_registrant_after_commit(
     assert "approved" in message.subject
     partner.refresh_from_db()
     assert partner.status == Partner.Status.ACTIVE
-    assert PartnerEvent.objects.filter(
-        partner=partner, action="partner.active", actor=operator
-    ).exists()
+    assert (
+        PartnerEvent.objects.unscoped("test setup")
+        .filter(partner=partner, action="partner.active", actor=operator)
+        .exists()
+    )
 
 
 def test_suspension_is_recorded_with_who_and_why(make_partner, operator):
     partner, _ = make_partner()
     services.partner_suspend(partner=partner, actor=operator, reason="unpaid")
-    event = PartnerEvent.objects.get(partner=partner, action="partner.suspended")
+    event = PartnerEvent.objects.unscoped("test setup").get(
+        partner=partner, action="partner.suspended"
+    )
     assert event.actor == operator and event.detail["reason"] == "unpaid"
 
 
@@ -108,7 +116,7 @@ def test_invitation_token_is_tamper_proof_and_expires(make_partner):
     )
     token = selectors.invitation_token(invitation)
     assert selectors.invitation_from_token(token[:-2] + "xx") is None
-    Invitation.objects.filter(pk=invitation.pk).update(
+    Invitation.objects.unscoped("test setup").filter(pk=invitation.pk).update(
         expires_at=timezone.now() - timedelta(seconds=1)
     )
     assert selectors.invitation_from_token(token) is None
@@ -135,7 +143,7 @@ def test_last_admin_cannot_be_demoted_or_removed(make_partner, add_staff):
         services.membership_remove(membership=membership, actor=admin)
     second = add_staff(partner, Role.ADMIN, admin)
     services.membership_change_role(membership=membership, role=Role.VIEWER, actor=second)
-    assert Membership.objects.get(pk=membership.pk).role == Role.VIEWER
+    assert Membership.objects.unscoped("test setup").get(pk=membership.pk).role == Role.VIEWER
 
 
 def test_removed_staff_can_no_longer_sign_in(make_partner, add_staff, client):
@@ -175,7 +183,7 @@ def test_key_refusals_name_the_reason(make_partner, issue_key):
 def test_expired_key_is_refused(make_partner, issue_key):
     partner, admin = make_partner()
     credential, key = issue_key(partner, admin, expires_at=timezone.now() + timedelta(hours=1))
-    type(credential).objects.filter(pk=credential.pk).update(
+    type(credential).objects.unscoped("test setup").filter(pk=credential.pk).update(
         expires_at=timezone.now() - timedelta(seconds=1)
     )
     with pytest.raises(services.CredentialRefused) as refused:
@@ -216,7 +224,7 @@ def test_expire_invitations_task_closes_old_invitations(make_partner):
     invitation = services.staff_invite(
         partner=partner, email="o@example.org", role="viewer", invited_by=admin
     )
-    Invitation.objects.filter(pk=invitation.pk).update(
+    Invitation.objects.unscoped("test setup").filter(pk=invitation.pk).update(
         expires_at=timezone.now() - timedelta(minutes=1)
     )
     assert expire_invitations() == 1

@@ -22,9 +22,11 @@ def test_approval_email_is_sent_by_a_real_worker_after_commit(operator):
         app.control.purge()
         services.partner_approve(partner=partner, actor=operator)
         event = wait_for(
-            lambda: PartnerEvent.objects.filter(
-                partner=partner, action="email.status_sent"
-            ).first(),
+            lambda: (
+                PartnerEvent.objects.unscoped("test setup")
+                .filter(partner=partner, action="email.status_sent")
+                .first()
+            ),
             what="the worker to send the approval e-mail",
             progress=worker_progress(worker),
         )
@@ -49,11 +51,15 @@ def test_a_task_enqueued_inside_a_rolled_back_transaction_never_runs(operator):
         # A later, committed change proves the worker is alive and has drained the queue.
         services.partner_suspend(partner=partner, actor=operator)
         wait_for(
-            lambda: PartnerEvent.objects.filter(
-                partner=partner, action="email.status_sent"
-            ).exists(),
+            lambda: (
+                PartnerEvent.objects.unscoped("test setup")
+                .filter(partner=partner, action="email.status_sent")
+                .exists()
+            ),
             what="the suspension e-mail",
             progress=worker_progress(worker),
         )
-    sent = PartnerEvent.objects.filter(partner=partner, action="email.status_sent")
+    sent = PartnerEvent.objects.unscoped("test setup").filter(
+        partner=partner, action="email.status_sent"
+    )
     assert [e.detail["status"] for e in sent] == ["suspended"]

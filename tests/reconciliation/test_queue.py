@@ -22,7 +22,7 @@ def opened(pair):
     consent(pair.maker)
     run = reconcile_pair(manufacturer=pair.maker, retailer=pair.shop, trigger="test")
     assert run.counts["opened"] == 1
-    return pair, Discrepancy.objects.get()
+    return pair, Discrepancy.objects.unscoped("test setup").get()
 
 
 @pytest.fixture

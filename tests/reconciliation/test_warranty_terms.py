@@ -15,14 +15,21 @@ def test_a_manufacturer_sets_updates_and_removes_the_terms_of_a_model(pair, clie
     response = client.post(URL, data, follow=True)
     assert "Dishwasher 45: 36 months" in response.content.decode()
     client.post(URL, {**data, "gtin": GTIN, "warranty_months": "48"})  # the same model
-    terms = WarrantyTerms.objects.get()
+    terms = WarrantyTerms.objects.unscoped("test setup").get()
     assert (terms.manufacturer, terms.gtin, terms.warranty_months) == (pair.maker, GTIN, 48)
     assert f"<code>{GTIN}</code>" in client.get(URL).content.decode()
-    assert PartnerEvent.objects.filter(partner=pair.maker, action="warranty_terms.set").count() == 2
+    assert (
+        PartnerEvent.objects.unscoped("test setup")
+        .filter(partner=pair.maker, action="warranty_terms.set")
+        .count()
+        == 2
+    )
 
     client.post(f"{URL}{terms.pk}/delete/")
-    assert not WarrantyTerms.objects.exists()
-    assert PartnerEvent.objects.filter(action="warranty_terms.deleted").exists()
+    assert not WarrantyTerms.objects.unscoped("test setup").exists()
+    assert (
+        PartnerEvent.objects.unscoped("test setup").filter(action="warranty_terms.deleted").exists()
+    )
 
 
 def test_a_bad_gtin_or_period_is_shown_on_the_form(pair, client):
@@ -34,7 +41,7 @@ def test_a_bad_gtin_or_period_is_shown_on_the_form(pair, client):
         response = client.post(URL, {"model_name": "Dryer", **data})
         assert response.status_code == 400
         assert error in response.content.decode()
-    assert not WarrantyTerms.objects.exists()
+    assert not WarrantyTerms.objects.unscoped("test setup").exists()
 
 
 def test_retailers_and_viewers_change_nothing(pair, client, add_staff):
@@ -44,20 +51,20 @@ def test_retailers_and_viewers_change_nothing(pair, client, add_staff):
         "Manufacturers state the warranty period" in page and "<form" not in page.split("<main")[-1]
     )
     client.post(URL, {"gtin": GTIN, "model_name": "Dryer", "warranty_months": "12"})
-    assert not WarrantyTerms.objects.exists()
+    assert not WarrantyTerms.objects.unscoped("test setup").exists()
 
     viewer = add_staff(pair.maker, Role.VIEWER, pair.maker_admin)
     client.force_login(viewer)
     assert "Set the terms" not in client.get(URL).content.decode()
     response = client.post(URL, {"gtin": GTIN, "model_name": "Dryer", "warranty_months": "12"})
-    assert response.status_code == 403 and not WarrantyTerms.objects.exists()
+    assert response.status_code == 403 and not WarrantyTerms.objects.unscoped("test setup").exists()
     terms = WarrantyTerms.objects.create(
         manufacturer=pair.maker, gtin=GTIN, model_name="Dryer", warranty_months=12
     )
     assert client.post(f"{URL}{terms.pk}/delete/").status_code == 403
     client.force_login(pair.shop_admin)  # another partner's terms are not found
     assert client.post(f"{URL}{terms.pk}/delete/").status_code == 404
-    assert WarrantyTerms.objects.filter(pk=terms.pk).exists()
+    assert WarrantyTerms.objects.unscoped("test setup").filter(pk=terms.pk).exists()
 
 
 def test_partner_systems_keep_the_terms_over_the_api(pair, issue_key, api):
@@ -90,4 +97,4 @@ def test_partner_systems_keep_the_terms_over_the_api(pair, issue_key, api):
     assert refused.status_code == 400 and "Only a manufacturer" in str(refused.json())
     assert maker.delete(url).status_code == 204
     assert maker.get(url).status_code == 404
-    assert not WarrantyTerms.objects.exists()
+    assert not WarrantyTerms.objects.unscoped("test setup").exists()

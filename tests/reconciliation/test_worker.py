@@ -66,17 +66,17 @@ def _load(pair):
 
 def _snapshot():
     return (
-        sorted(Discrepancy.objects.values_list("key", "status")),
+        sorted(Discrepancy.objects.unscoped("test setup").values_list("key", "status")),
         sorted(RecordLink.objects.values_list("kind", "from_record_id", "to_record_id")),
         DiscrepancyEvidence.objects.count(),
     )
 
 
 def _reset():
-    Discrepancy.objects.all().delete()
+    Discrepancy.objects.unscoped("test setup").all().delete()
     RecordLink.objects.all().delete()
     PairState.objects.all().delete()
-    ReconciliationRun.objects.all().delete()
+    ReconciliationRun.objects.unscoped("test setup").all().delete()
 
 
 @pytest.fixture
@@ -117,7 +117,7 @@ def _run_waits_for_the_queue():
 
 
 def _runs_finished():
-    return ReconciliationRun.objects.exclude(status="running").count()
+    return ReconciliationRun.objects.unscoped("test setup").exclude(status="running").count()
 
 
 def _no_run_in_flight():
@@ -159,11 +159,13 @@ def test_a_worker_killed_mid_run_is_redone_by_another_with_the_same_result(loade
             what="the killed run's transaction to end",
             progress={"database": DatabaseActivity()},
         )
-        assert not ReconciliationRun.objects.filter(status="done").exists()
+        assert not ReconciliationRun.objects.unscoped("test setup").filter(status="done").exists()
         assert _snapshot()[0] == []  # nothing half-written survived the kill
         with celery_worker(**env) as second:
             wait_for(
-                lambda: ReconciliationRun.objects.filter(status="done").exists(),
+                lambda: (
+                    ReconciliationRun.objects.unscoped("test setup").filter(status="done").exists()
+                ),
                 what="the redelivered run to finish on the second worker",
                 progress={"runs finished": _runs_finished, **worker_progress(second)},
             )
@@ -183,4 +185,6 @@ def test_every_task_replayed_twice_gives_the_same_result(loaded):
             progress={"runs finished": _runs_finished, **worker_progress(worker)},
         )
     assert _snapshot() == expected
-    assert set(ReconciliationRun.objects.values_list("status", flat=True)) <= {"done", "skipped"}
+    assert set(
+        ReconciliationRun.objects.unscoped("test setup").values_list("status", flat=True)
+    ) <= {"done", "skipped"}

@@ -37,7 +37,7 @@ def test_replaying_a_batch_creates_nothing_and_answers_with_the_same_refs(shop):
     again = records_ingest(partner=shop, rows=[sale("S-1"), sale("S-2")], max_rows=100)
     assert statuses(again) == ["existing", "existing"]
     assert [r.ref for r in first] == [r.ref for r in again]
-    assert InteractionRecord.objects.count() == 2
+    assert InteractionRecord.objects.unscoped("test setup").count() == 2
 
 
 def test_same_external_id_with_other_content_is_rejected(shop):
@@ -88,20 +88,25 @@ def test_bad_rows_are_rejected_with_reasons_and_the_rest_accepted(shop, row, fie
     results = records_ingest(partner=shop, rows=[sale("OK-1"), row, sale("OK-2")], max_rows=100)
     assert statuses(results) == ["created", "rejected", "created"]
     assert field in {e["field"] for e in results[1].errors}
-    assert set(InteractionRecord.objects.values_list("external_id", flat=True)) == {"OK-1", "OK-2"}
+    assert set(
+        InteractionRecord.objects.unscoped("test setup").values_list("external_id", flat=True)
+    ) == {"OK-1", "OK-2"}
 
 
 def test_duplicate_external_ids_in_one_batch(shop):
     results = records_ingest(partner=shop, rows=[sale("S-1"), sale("S-1")], max_rows=100)
     assert statuses(results) == ["created", "rejected"]
     assert "twice" in results[1].errors[0]["message"]
-    assert InteractionRecord.objects.count() == 1
+    assert InteractionRecord.objects.unscoped("test setup").count() == 1
 
 
 def test_oversize_batch_stores_nothing(shop):
     with pytest.raises(BatchTooLarge):
         records_ingest(partner=shop, rows=[sale(f"S-{i}") for i in range(6)], max_rows=5)
-    assert not InteractionRecord.objects.exists() and not Customer.objects.exists()
+    assert (
+        not InteractionRecord.objects.unscoped("test setup").exists()
+        and not Customer.objects.exists()
+    )
 
 
 def test_large_batches_are_stored_in_chunks(shop):
@@ -116,4 +121,13 @@ def test_prehashed_and_raw_customers_meet(shop, make_partner):
     records_ingest(partner=shop, rows=[sale("S-1")], max_rows=10)
     hashed = {"kind": "email", "sha256": identity.prehash("alice@example.org")}
     records_ingest(partner=maker, rows=[sale("W-1", customer=hashed)], max_rows=10)
-    assert len(set(InteractionRecord.objects.values_list("customer_id", flat=True))) == 1
+    assert (
+        len(
+            set(
+                InteractionRecord.objects.unscoped("test setup").values_list(
+                    "customer_id", flat=True
+                )
+            )
+        )
+        == 1
+    )

@@ -508,7 +508,7 @@ class Builder:
             live = customer_by_identifier(identity.parse_identifier(kind="email", value=email))
             oracle.live_subject[i] = live.pk if live else None
             assert (live is None or live.pk != subjects[i]) == (i in world.erased)
-        rows = InteractionRecord.objects.unscoped().filter(ref__in=list(oracle.records))
+        rows = InteractionRecord.objects.unscoped("test setup").filter(ref__in=list(oracle.records))
         for ref, pk, received_at in rows.values_list("ref", "id", "received_at"):
             oracle.records[str(ref)].id, oracle.records[str(ref)].received_at = pk, received_at
         return oracle
@@ -569,7 +569,7 @@ class Builder:
             expires_at=expires_at.get(g.fate),
         )
         if g.fate == "expired":  # what an expired grant looks like at read time
-            ConsentGrant.objects.filter(pk=grant.pk).update(
+            ConsentGrant.objects.unscoped("test setup").filter(pk=grant.pk).update(
                 granted_at=now - timedelta(days=2), expires_at=now - timedelta(days=1)
             )
         elif g.fate == "revoked":
@@ -773,14 +773,14 @@ class Reader:
 def end_consent(oracle, reader, rec, purpose, how):
     """End the viewer's consent for ``purpose`` over ``rec``'s customer, in the app and in the
     oracle."""
-    grant = ConsentGrant.objects.get(
+    grant = ConsentGrant.objects.unscoped("test setup").get(
         customer_id=rec.subject, grantee=reader.partner, purpose=purpose, revoked_at__isnull=True
     )
     if how == "revoke":
         consent_services.consent_revoke(grant=grant)
     else:  # it lapses: its expiry has just passed
         now = timezone.now()
-        ConsentGrant.objects.filter(pk=grant.pk).update(
+        ConsentGrant.objects.unscoped("test setup").filter(pk=grant.pk).update(
             granted_at=now - timedelta(days=1), expires_at=now - timedelta(seconds=1)
         )
     del oracle.grants[(rec.subject, reader.viewer, purpose)]

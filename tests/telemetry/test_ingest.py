@@ -29,7 +29,7 @@ def test_valid_batch_is_stored_and_updates_last_seen(fleet, keys, api):
         "errors_truncated": False,
     }
     assert Reading.objects.count() == 3
-    device = Device.objects.unscoped().get(serial="A-1")
+    device = Device.objects.unscoped("test setup").get(serial="A-1")
     assert abs((device.last_seen_at - at).total_seconds()) < 1
 
 
@@ -215,6 +215,8 @@ def test_a_batch_repeating_an_earlier_chunk_stores_each_reading_once(fleet, monk
     assert (summary["accepted"], summary["duplicates"], summary["rejected"]) == (8, 3, 0)
     assert Reading.objects.count() == 14
     assert (
-        Reading.objects.filter(device_id=Device.objects.unscoped().get(serial="A-2").pk).count()
+        Reading.objects.filter(
+            device_id=Device.objects.unscoped("test setup").get(serial="A-2").pk
+        ).count()
         == 8
     )

@@ -77,7 +77,7 @@ def test_rule_form_creates_a_rule_and_shows_errors(fleet):
     )
     assert good.status_code == 302
     assert ServiceRule.objects.for_partner(fleet.maker).get().operator == "or"
-    assert not ServiceSignal.objects.exists()
+    assert not ServiceSignal.objects.unscoped("test setup").exists()
 
 
 def test_nav_has_devices_link(fleet):

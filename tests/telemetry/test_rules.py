@@ -121,7 +121,7 @@ def test_no_data_on_the_beat(fleet):
     ingest(fleet.maker, [reading("B", "power_w", 1, timezone.now() - timedelta(minutes=5))])
     result = tasks.evaluate_no_data()
     assert result["opened"] == 1
-    assert ServiceSignal.objects.unscoped().get().device == a
+    assert ServiceSignal.objects.unscoped("test setup").get().device == a
 
 
 def test_and_or_combinations(fleet):
@@ -139,7 +139,9 @@ def test_and_or_combinations(fleet):
         [reading("B", "water_temp_c", 75, at(0)), reading("B", "filter_hours", 100, at(0))],
     )
     evaluate(a, b)
-    pairs = set(ServiceSignal.objects.unscoped().values_list("device__serial", "rule_id"))
+    pairs = set(
+        ServiceSignal.objects.unscoped("test setup").values_list("device__serial", "rule_id")
+    )
     assert pairs == {("A", both.pk), ("A", either.pk), ("B", either.pk)}
 
 
@@ -149,12 +151,12 @@ def test_only_one_live_signal_per_device_and_rule(fleet):
     ingest(fleet.maker, [reading("A", "filter_hours", 10, at(0))])
     assert len(evaluate(a)) == 1
     assert evaluate(a) == [] and tasks.evaluate_rules([a.pk]) == []
-    signal = ServiceSignal.objects.unscoped().get()
+    signal = ServiceSignal.objects.unscoped("test setup").get()
     services.signal_transition(signal=signal, action="acknowledge")
     assert evaluate(a) == []
     services.signal_transition(signal=signal, action="resolve")
     assert len(evaluate(a)) == 1  # still holding after it was resolved: a new signal
-    assert ServiceSignal.objects.unscoped().filter(status="open").count() == 1
+    assert ServiceSignal.objects.unscoped("test setup").filter(status="open").count() == 1
     with pytest.raises(ValidationError):
         services.signal_transition(signal=signal, action="dismiss")
 
@@ -242,8 +244,8 @@ def test_a_signal_whose_condition_stays_cleared_is_resolved(fleet, settings):
     # A's pump is back to normal; B's is not.
     ingest(fleet.maker, [reading("A", "drain_pump_current_a", 1.1, at(100))])
     assert evaluate(a, b) == []
-    signal_a = ServiceSignal.objects.unscoped().get(device=a)
-    signal_b = ServiceSignal.objects.unscoped().get(device=b)
+    signal_a = ServiceSignal.objects.unscoped("test setup").get(device=a)
+    signal_b = ServiceSignal.objects.unscoped("test setup").get(device=b)
     assert signal_a.condition_cleared_at is not None and signal_b.condition_cleared_at is None
     cleared = signal_a.condition_cleared_at
     # Not yet cleared for long enough; then long enough.

@@ -39,7 +39,9 @@ def test_retention_drops_a_whole_partition_and_keeps_recent_ones(fleet):
     assert list(Reading.objects.values_list("value", flat=True)) == [2.0]
     # When every retention is shorter than its age, the partition goes whole.
     with override_default(30):
-        TelemetrySettings.objects.filter(partner=fleet.maker).update(retention_days=31)
+        TelemetrySettings.objects.unscoped("test setup").filter(partner=fleet.maker).update(
+            retention_days=31
+        )
         result = partitions.partitions_maintain()
     assert old_name in result["dropped"]
     assert old_name not in partitions.existing_partitions().values()
@@ -130,7 +132,7 @@ def test_batches_waiting_for_a_refresher_share_one_rollup_refresh(fleet):
     # on_commit does not run inside the test transaction: both outbox rows wait.
     ingest(fleet.maker, [reading("A-1", "power_w", 10, hour + timedelta(minutes=5))])
     ingest(fleet.maker, [reading("A-1", "power_w", 30, hour + timedelta(minutes=6))])
-    first, second = PendingBatch.objects.unscoped().order_by("pk")
+    first, second = PendingBatch.objects.unscoped("test setup").order_by("pk")
     other = _hold_rollup_lock(fleet.maker.pk)
     try:
         services.pending_batch_process(batch_id=first.pk)
@@ -142,7 +144,7 @@ def test_batches_waiting_for_a_refresher_share_one_rollup_refresh(fleet):
     services.pending_batch_process(batch_id=second.pk)
     hourly = HourlyRollup.objects.get(metric="power_w", bucket=hour)
     assert (hourly.count, hourly.sum) == (2, 40)
-    assert not PendingBatch.objects.unscoped().exists()
+    assert not PendingBatch.objects.unscoped("test setup").exists()
     assert services.pending_batch_process(batch_id=first.pk) is None
 
 

@@ -29,7 +29,7 @@ def test_a_worker_opens_the_signal_after_the_batch_commits(fleet):
         summary = ingest(fleet.maker, [reading("A", "filter_hours", v, at(v)) for v in (1, 6, 9)])
         assert summary["accepted"] == 3
         signal = wait_for(
-            lambda: ServiceSignal.objects.unscoped().filter(device__serial="A").first(),
+            lambda: ServiceSignal.objects.unscoped("test setup").filter(device__serial="A").first(),
             what="the worker to open the signal",
             progress=worker_progress(worker),
         )
@@ -39,4 +39,4 @@ def test_a_worker_opens_the_signal_after_the_batch_commits(fleet):
             progress=worker_progress(worker),
         )
     assert signal.status == "open" and signal.evidence[0]["value"] == 9
-    assert ServiceSignal.objects.unscoped().count() == 1
+    assert ServiceSignal.objects.unscoped("test setup").count() == 1

@@ -25,8 +25,8 @@ class Command(BaseCommand):
     def handle(self, *args, devices, days, partner, model, prefix, seed, **options):
         if devices < 1 or days < 1:
             raise CommandError("--devices and --days must be at least 1")
-        # A command acts for the partner it is told to: look it up by slug.
-        maker = Partner.objects.unscoped().filter(slug=partner, kind="manufacturer").first()
+        named = Partner.objects.unscoped("a command acts for the partner it is told to, by slug")
+        maker = named.filter(slug=partner, kind="manufacturer").first()
         if maker is None:
             raise CommandError(f"no manufacturer with slug {partner!r}")
         serials = [f"{prefix}-{n:05d}" for n in range(1, devices + 1)]

@@ -17,10 +17,8 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, manufacturer, retailer, full, **options):
-        # Unscoped on purpose: the operator names any pair.
-        partners = {
-            p.slug: p for p in Partner.objects.unscoped().filter(slug__in=[manufacturer, retailer])
-        }
+        named = Partner.objects.unscoped("the operator's command names any pair")
+        partners = {p.slug: p for p in named.filter(slug__in=[manufacturer, retailer])}
         if manufacturer not in partners or retailer not in partners:
             raise CommandError("Unknown partner slug: see the partners in Django admin.")
         m, r = partners[manufacturer], partners[retailer]
