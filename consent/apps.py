@@ -6,4 +6,4 @@ class ConsentConfig(AppConfig):
     verbose_name = "Consent and identity"
 
     def ready(self):
-        from . import receivers  # noqa: F401  (GDPR Art. 19 notices on withdrawal and erasure)
+        from . import notices, receivers  # noqa: F401  (Art. 19 notices and their payload builder)

@@ -27,7 +27,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from partners.models import Partner, WebhookEventType
-from partners.webhooks import webhook_emit
+from partners.webhooks import payload_builder, webhook_emit
 
 from .catalogue import PURPOSES
 from .ledger import ledger_append, ledger_append_many
@@ -77,6 +77,15 @@ def notice_payload(notice, *, reminder=0):
     return data
 
 
+@payload_builder(*EVENT_TYPES.values())
+def notice_data(*, partner, subject, channel, request_id=""):
+    """A notice's webhook data, built when it is sent: pseudonymous ids and dates only."""
+    notice = RecipientNotice.objects.for_partner(partner).filter(pk=subject.get("notice")).first()
+    if notice is None:
+        return None
+    return notice_payload(notice, reminder=subject.get("reminder", 0))
+
+
 def _emit(notice, *, reminder):
     """The webhook for a notice; the receiver acknowledges by signing the notice id. A
     recipient with no endpoint for it is e-mailed instead (its admins, after commit): the
@@ -85,7 +94,7 @@ def _emit(notice, *, reminder):
     event = webhook_emit(
         partner=notice.partner,
         event_type=EVENT_TYPES[notice.kind],
-        data=notice_payload(notice, reminder=reminder),
+        subject={"notice": str(notice.pk), "reminder": reminder},
         dedupe_key=key,
         ack_token=str(notice.pk),
     )
@@ -102,9 +111,9 @@ def _send(notice):
     event = _emit(notice, reminder=0)
     if event is not None and notice.sent_at is None:
         notice.sent_at = event.created_at
-        RecipientNotice.objects.filter(pk=notice.pk, sent_at__isnull=True).update(
-            sent_at=notice.sent_at
-        )
+        RecipientNotice.objects.for_partner(notice.partner).filter(
+            pk=notice.pk, sent_at__isnull=True
+        ).update(sent_at=notice.sent_at)
     return event
 
 
@@ -128,7 +137,8 @@ def _ledger_row(notice):
 def notices_for_revocation(*, grant_id):
     """After a withdrawal commits: a notice for the grantee if it read the customer's data for
     that purpose, and its webhook. Safe to call twice. Returns the notice or None."""
-    grant = ConsentGrant.objects.filter(pk=grant_id).first()
+    grants = ConsentGrant.objects.unscoped("the task runs for the grant id it was given")
+    grant = grants.select_related("grantee").filter(pk=grant_id).first()
     if grant is None or grant.revoked_at is None or grant.ended_by not in WITHDRAWN_BY:
         return None
     received = AccessLogEntry.objects.filter(
@@ -139,7 +149,8 @@ def notices_for_revocation(*, grant_id):
     if not received:
         return None
     with transaction.atomic():
-        notice, created = RecipientNotice.objects.select_related("partner").get_or_create(
+        notices = RecipientNotice.objects.for_partner(grant.grantee).select_related("partner")
+        notice, created = notices.get_or_create(
             kind=Kind.REVOCATION,
             grant=grant,
             partner_id=grant.grantee_id,
@@ -163,9 +174,8 @@ def notices_capture_for_erasure(*, customer_id, erased_at=None):
     """Inside the erasure transaction, before the access log goes: a notice for every partner
     that read the customer's data. Nothing is sent yet (that waits for the commit). Returns the
     notices, each with its partner: the erasure's receipt names exactly these recipients."""
-    # Unscoped on purpose: every partner that read the customer's data, whoever it is.
     recipients = (
-        Partner.objects.unscoped()
+        Partner.objects.unscoped("every partner that read the customer's data, whoever it is")
         .filter(pk__in=AccessLogEntry.objects.filter(customer_id=customer_id).values("partner_id"))
         .order_by("pk")
     )
@@ -185,7 +195,8 @@ def notices_send_for_erasure(*, customer_id):
     if not Customer.objects.filter(pk=customer_id, erased_at__isnull=False).exists():
         return 0
     sent = 0
-    pending = RecipientNotice.objects.select_related("partner").filter(
+    erased = RecipientNotice.objects.unscoped("an erasure's notices go to every recipient")
+    pending = erased.select_related("partner").filter(
         customer_id=customer_id,
         kind=Kind.ERASURE,
         sent_at__isnull=True,
@@ -206,7 +217,8 @@ def notice_acknowledge(*, notice, via, at=None):
     if via not in Via.values:
         raise ValueError(f"Unknown acknowledgement channel {via!r}.")
     with transaction.atomic():
-        notice = RecipientNotice.objects.select_for_update().get(pk=notice.pk)
+        held = RecipientNotice.objects.unscoped("locks again the notice the caller holds")
+        notice = held.select_for_update().get(pk=notice.pk)
         if notice.acknowledged_at is not None:
             return notice
         notice.acknowledged_at = at or timezone.now()
@@ -231,7 +243,8 @@ def notice_acknowledge_by_webhook(*, partner_id, token, at=None):
         notice_id = uuid.UUID(str(token))
     except ValueError:
         return None
-    notice = RecipientNotice.objects.filter(pk=notice_id, partner_id=partner_id).first()
+    signed_for = RecipientNotice.objects.unscoped("restricted to the partner id that signed it")
+    notice = signed_for.filter(pk=notice_id, partner_id=partner_id).first()
     if notice is None:
         return None
     return notice_acknowledge(notice=notice, via=Via.WEBHOOK, at=at)
@@ -253,9 +266,8 @@ def _due(now):
 
 def _catch_up(now):
     """Notices for recent withdrawals that should have one and have none."""
-    # Unscoped on purpose: the sweep works for every grantee.
     missing = (
-        ConsentGrant.objects.unscoped()
+        ConsentGrant.objects.unscoped("the sweep works for every grantee")
         .filter(
             revoked_at__gte=now - CATCH_UP_WINDOW,
             revoked_at__lte=now - CATCH_UP_SETTLE,
@@ -270,7 +282,13 @@ def _catch_up(now):
                 )
             )
         )
-        .exclude(Exists(RecipientNotice.objects.filter(grant_id=OuterRef("pk"))))
+        .exclude(
+            Exists(
+                RecipientNotice.objects.unscoped("whether the outer grant has its notice").filter(
+                    grant_id=OuterRef("pk")
+                )
+            )
+        )
         .values_list("pk", flat=True)[:CHASE_BATCH]
     )
     return sum(notices_for_revocation(grant_id=pk) is not None for pk in list(missing))
@@ -283,9 +301,8 @@ def notices_chase(*, now=None):
     now = now or timezone.now()
     _catch_up(now)
     with transaction.atomic():
-        # Unscoped on purpose: the sweep works for every partner's notices.
         due = list(
-            RecipientNotice.objects.unscoped()
+            RecipientNotice.objects.unscoped("the sweep works for every partner's notices")
             .select_for_update(skip_locked=True, of=("self",))
             .select_related("partner")
             .filter(acknowledged_at__isnull=True, partner__status=Partner.Status.ACTIVE)
@@ -343,13 +360,15 @@ def recipient_status(notice):
 def customer_withdrawals(*, customer):
     """The customer's withdrawals, newest first, each with what its recipients said."""
     grants = (
-        ConsentGrant.objects.filter(customer=customer, ended_by__in=WITHDRAWN_BY)
+        ConsentGrant.objects.unscoped("the customer's own withdrawals, from every partner")
+        .filter(customer=customer, ended_by__in=WITHDRAWN_BY)
         .select_related("grantee")
         .order_by("-revoked_at")
     )
     notices = {}
     for notice in (
-        RecipientNotice.objects.filter(customer=customer, kind=Kind.REVOCATION)
+        RecipientNotice.objects.unscoped("what each recipient of the customer's withdrawals said")
+        .filter(customer=customer, kind=Kind.REVOCATION)
         .select_related("partner")
         .order_by("partner__name")
     ):
@@ -368,7 +387,8 @@ def customer_erasure_recipients(*, customer):
     """What each recipient of an erased customer's data said, by name."""
     return [
         recipient_status(n)
-        for n in RecipientNotice.objects.filter(customer=customer, kind=Kind.ERASURE)
+        for n in RecipientNotice.objects.unscoped("what each recipient of the erasure said")
+        .filter(customer=customer, kind=Kind.ERASURE)
         .select_related("partner")
         .order_by("partner__name")
     ]

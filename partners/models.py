@@ -9,7 +9,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
-from .tenancy import PartnerScopedManager
+from .tenancy import PartnerScopedModel
 
 
 class UserManager(BaseUserManager):
@@ -61,7 +61,7 @@ class User(AbstractBaseUser, PermissionsMixin):
         return self.full_name.split(" ")[0] if self.full_name else self.email
 
 
-class Partner(models.Model):
+class Partner(PartnerScopedModel):
     """A manufacturer or a retailer. Registers itself as pending; the operator approves it
     (active) or suspends it. Only an active partner's staff and credentials are let in."""
 
@@ -84,7 +84,6 @@ class Partner(models.Model):
     status_changed_at = models.DateTimeField(default=timezone.now)
 
     tenant_path = "pk"
-    objects = PartnerScopedManager()
 
     class Meta:
         ordering = ["name"]
@@ -112,7 +111,7 @@ class Role(models.TextChoices):
     VIEWER = "viewer", "Viewer"
 
 
-class Membership(models.Model):
+class Membership(PartnerScopedModel):
     """A user's place in one partner organisation, with a role:
 
     - admin: everything, including staff, credentials, agreements and webhooks;
@@ -126,7 +125,6 @@ class Membership(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
 
     tenant_path = "partner"
-    objects = PartnerScopedManager()
 
     class Meta:
         ordering = ["created_at"]
@@ -148,7 +146,7 @@ class Membership(models.Model):
         return self.role in (Role.ADMIN, Role.ANALYST)
 
 
-class Invitation(models.Model):
+class Invitation(PartnerScopedModel):
     """An admin's invitation of a colleague by e-mail. The link carries a signed, expiring token
     over the invitation id, so nothing secret is stored or passed to workers."""
 
@@ -163,7 +161,6 @@ class Invitation(models.Model):
     revoked_at = models.DateTimeField(null=True, blank=True)
 
     tenant_path = "partner"
-    objects = PartnerScopedManager()
 
     class Meta:
         ordering = ["-created_at"]
@@ -219,7 +216,7 @@ def scopes_for_role(role):
     return READ_SCOPES
 
 
-class ApiCredential(models.Model):
+class ApiCredential(PartnerScopedModel):
     """A key for a partner system. The key is ``chk_<prefix>_<secret>``: the prefix finds the row,
     the secret is kept only as its SHA-256 (a 256-bit random secret needs no slow hash) and
     compared in constant time. Shown once at creation; revocable; optional expiry; scoped."""
@@ -243,7 +240,6 @@ class ApiCredential(models.Model):
     last_used_at = models.DateTimeField(null=True, blank=True)
 
     tenant_path = "partner"
-    objects = PartnerScopedManager()
 
     class Meta:
         ordering = ["-created_at"]
@@ -260,7 +256,7 @@ class ApiCredential(models.Model):
         return "active"
 
 
-class PartnerEvent(models.Model):
+class PartnerEvent(PartnerScopedModel):
     """The partner's audit trail: who did what, when. Written by the service that made the change,
     in the same transaction."""
 
@@ -276,7 +272,6 @@ class PartnerEvent(models.Model):
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     tenant_path = "partner"
-    objects = PartnerScopedManager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -288,7 +283,7 @@ class PartnerEvent(models.Model):
 # --- sharing agreements -------------------------------------------------------------------------
 
 
-class SharingAgreement(models.Model):
+class SharingAgreement(PartnerScopedModel):
     """What a manufacturer and a retailer agree to share with each other: the clauses of its
     active version. One party proposes a version and only the other's countersignature puts it
     in force; a changed version needs countersigning again while the old one stays in force.
@@ -323,7 +318,6 @@ class SharingAgreement(models.Model):
     terminated_at = models.DateTimeField(null=True, blank=True)
 
     tenant_paths = ("manufacturer", "retailer")
-    objects = PartnerScopedManager()
 
     class Meta:
         ordering = ["-created_at"]
@@ -374,7 +368,7 @@ class SharingAgreement(models.Model):
         return self._versions_with(AgreementVersion.Status.PROPOSED)
 
 
-class AgreementVersion(models.Model):
+class AgreementVersion(PartnerScopedModel):
     """One numbered set of clauses of an agreement. ``clauses`` is a normalised, sorted list of
     ``{"kind", "purpose", "direction", "fields"}``; a version never changes its clauses. It is
     proposed by one party and becomes active when the other countersigns; the version it replaces
@@ -419,7 +413,6 @@ class AgreementVersion(models.Model):
     )
 
     tenant_paths = ("agreement__manufacturer", "agreement__retailer")
-    objects = PartnerScopedManager()
 
     class Meta:
         ordering = ["agreement", "-number"]
@@ -462,7 +455,7 @@ class AgreementVersion(models.Model):
         return f"version {self.number} of {self.agreement_id} ({self.status})"
 
 
-class AgreementEvent(models.Model):
+class AgreementEvent(PartnerScopedModel):
     """The history of an agreement, seen by both parties: which partner's staff did what, when.
     Written by the service that made the change, in the same transaction."""
 
@@ -479,7 +472,6 @@ class AgreementEvent(models.Model):
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     tenant_paths = ("agreement__manufacturer", "agreement__retailer")
-    objects = PartnerScopedManager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -506,7 +498,7 @@ class WebhookEventType(models.TextChoices):
 WEBHOOK_PING = "ping"
 
 
-class WebhookEndpoint(models.Model):
+class WebhookEndpoint(PartnerScopedModel):
     """An HTTPS address of a partner's system that receives signed event deliveries.
 
     The signing secret must be usable to sign, so it is stored (not hashed); it is shown to the
@@ -532,7 +524,6 @@ class WebhookEndpoint(models.Model):
     secret_rotated_at = models.DateTimeField(null=True, blank=True)
 
     tenant_path = "partner"
-    objects = PartnerScopedManager()
 
     class Meta:
         ordering = ["-created_at"]
@@ -554,26 +545,23 @@ class WebhookEndpoint(models.Model):
         return secrets_
 
 
-class WebhookEvent(models.Model):
-    """Something that happened for one partner, with the payload it may see. The payload is
-    projected by the caller (the visibility decision in the core, or the consent layer) before it
-    gets here; this layer never looks at records. ``dedupe_key`` makes an emission idempotent per
-    partner. ``ack_token``, when set, is what the receiver may sign to acknowledge the event.
-    ``records``: the refs of the records whose data the payload holds; every attempt, retries
-    and redeliveries included, sends it only while the partner may still see all of them
-    (``settings.WEBHOOK_RECORDS_VISIBLE``, the core's visibility decision)."""
+class WebhookEvent(PartnerScopedModel):
+    """Something that happened for one partner. ``subject`` says what it is about (record refs,
+    a discrepancy id, a notice id) and never holds the data: every attempt, the delivery log and
+    the portal build the data through the owning layer's decision at that moment
+    (``partners.webhooks.payloads``), so a withdrawn consent stops a queued delivery.
+    ``dedupe_key`` makes an emission idempotent per partner. ``ack_token``, when set, is what
+    the receiver may sign to acknowledge the event."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="webhook_events")
     event_type = models.CharField(max_length=40)
-    payload = models.JSONField(default=dict)
-    records = ArrayField(models.UUIDField(), default=list, blank=True)
+    subject = models.JSONField(default=dict)
     ack_token = models.CharField(max_length=100, blank=True)
     dedupe_key = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     tenant_path = "partner"
-    objects = PartnerScopedManager()
 
     class Meta:
         ordering = ["-created_at"]
@@ -589,7 +577,7 @@ class WebhookEvent(models.Model):
         return f"{self.event_type} for {self.partner_id}"
 
 
-class WebhookDelivery(models.Model):
+class WebhookDelivery(PartnerScopedModel):
     """One event on its way to one endpoint, at most one per pair.
 
     ``pending``: not yet attempted; ``failed``: the last attempt failed and another is due at
@@ -625,7 +613,6 @@ class WebhookDelivery(models.Model):
     delivered_at = models.DateTimeField(null=True, blank=True)
 
     tenant_path = "endpoint__partner"
-    objects = PartnerScopedManager()
 
     class Meta:
         ordering = ["-created_at"]
@@ -649,7 +636,7 @@ class WebhookDelivery(models.Model):
         return f"{self.event_id} → {self.endpoint_id} ({self.status})"
 
 
-class WebhookAttempt(models.Model):
+class WebhookAttempt(PartnerScopedModel):
     """One HTTP attempt of a delivery: the delivery log a partner reads to debug its receiver."""
 
     delivery = models.ForeignKey(
@@ -664,7 +651,6 @@ class WebhookAttempt(models.Model):
     response_excerpt = models.CharField(max_length=500, blank=True)
 
     tenant_path = "delivery__endpoint__partner"
-    objects = PartnerScopedManager()
 
     class Meta:
         ordering = ["-attempted_at", "-id"]

@@ -41,7 +41,7 @@ class WebhookListView(PortalMixin, TemplateView):
         context = super().get_context_data(**kwargs)
         context["endpoints"] = webhooks.endpoint_list(partner=self.partner)
         context["deliveries"] = webhooks.delivery_list(partner=self.partner).defer(
-            "event__payload"
+            "event__subject"
         )[:RECENT_DELIVERIES]
         return context
 
@@ -78,7 +78,7 @@ class WebhookDetailView(PortalMixin, TemplateView):
         context["endpoint"] = endpoint
         context["deliveries"] = webhooks.delivery_list(
             partner=self.partner, endpoint=endpoint
-        ).defer("event__payload")[:100]
+        ).defer("event__subject")[:100]
         return context
 
 
@@ -121,8 +121,16 @@ class DeliveryDetailView(PortalMixin, TemplateView):
         delivery = get_object_or_404(webhooks.delivery_list(partner=self.partner), pk=kwargs["pk"])
         context["delivery"] = delivery
         context["attempts"] = webhooks.delivery_attempts(partner=self.partner, delivery=delivery)
-        context["body"] = json.dumps(
-            json.loads(webhooks.delivery_body(delivery.event)), indent=2, ensure_ascii=False
+        # Built now, through the sharing decision (and logged): what an attempt would send.
+        data = webhooks.event_data(delivery.event, channel="portal")
+        context["body"] = (
+            None
+            if data is None
+            else json.dumps(
+                json.loads(webhooks.delivery_body(delivery.event, data)),
+                indent=2,
+                ensure_ascii=False,
+            )
         )
         return context
 

@@ -1,6 +1,12 @@
 """From a service signal to care: a proactive service request both partners see, and a prompt in
 the customer's dashboard — only where the customer consented to service sharing of device data
-with the retailer. Without that consent the signal stays the manufacturer's alone."""
+with a retailer. Without that consent the signal stays the manufacturer's alone.
+
+The prompt goes to the retailer that sold the unit (the latest sale of it that the manufacturer
+may see), when the customer consented to tell that retailer; otherwise to the manufacturer's own
+service. When the customer accepts, the ``service.signal`` webhook names the signal; what it
+says is built when it is sent (``service_signal_data``), from the service request as the
+recipient may see it then, so a withdrawn consent stops it and the read is logged."""
 
 import logging
 
@@ -8,17 +14,19 @@ from django.conf import settings
 
 from clearinghouse.records.models import InteractionRecord
 from clearinghouse.records.services import records_ingest
+from clearinghouse.records.visibility import visible_records
 from consent import identity
 from consent.models import Customer
 from consent.selectors import consent_allows
 from consent.services import identifiers_decrypt
 from partners.agreements.selectors import pairs_in_force
-from partners.models import Partner
-from partners.webhooks import webhook_emit
+from partners.models import Partner, WebhookEventType
+from partners.webhooks import payload_builder, webhook_emit
 
 from .models import CustomerPrompt
 
 logger = logging.getLogger(__name__)
+SERVICE_SIGNAL = WebhookEventType.SERVICE_SIGNAL.value
 DEFAULT_PROMPT = "Your {model} shows signs of a fault ({issue}) — book a free check?"
 
 
@@ -40,14 +48,15 @@ def device_customer_id(*, device, manufacturer):
 
 
 def _maker(device):
-    return Partner.objects.unscoped().get(pk=device.manufacturer_id)
+    return Partner.objects.unscoped("the maker of a device in hand").get(pk=device.manufacturer_id)
 
 
 def consenting_retailers(*, manufacturer, customer_id):
     """The retailers in an agreement with this manufacturer to which the customer consented to
     share device data for service, checked now against the ledger."""
     retailer_ids = [r for _, r in pairs_in_force(partner=manufacturer)]
-    retailers = Partner.objects.unscoped().filter(pk__in=retailer_ids).order_by("name")
+    in_force = Partner.objects.unscoped("the retailers of the maker's agreements in force")
+    retailers = in_force.filter(pk__in=retailer_ids).order_by("name")
     return [
         r
         for r in retailers
@@ -63,6 +72,19 @@ def _customer_reference(customer):
     for ident in identifiers_decrypt(customer):
         if ident["value"] and ident["kind"] in ("email", "phone"):
             return {"kind": ident["kind"], "sha256": identity.prehash(ident["value"])}
+    return None
+
+
+def selling_retailer(*, manufacturer, device):
+    """The retailer of the latest sale of the unit that the manufacturer may see, or None."""
+    sales = (
+        visible_records(partner=manufacturer)
+        .filter(kind="sale", gtin=device.gtin, serial=device.serial)
+        .exclude(submitted_by_id=manufacturer.pk)
+        .order_by("-occurred_at", "-id")
+    )
+    for _, submitted_by_id, _, _ in sales.refs():
+        return submitted_by_id
     return None
 
 
@@ -108,28 +130,62 @@ def signal_to_care(*, signal):
     text = (signal.rule.prompt_text or DEFAULT_PROMPT).format(
         model=device.model_name, issue=signal.rule.issue
     )
+    seller = selling_retailer(manufacturer=maker, device=device)
+    told = next((r for r in retailers if r.pk == seller), None)  # None: the maker's service
     prompt, _ = CustomerPrompt.objects.get_or_create(
         signal=signal,
-        defaults={"customer_id": customer_id, "retailer": retailers[0], "text": text[:300]},
+        defaults={"customer_id": customer_id, "retailer": told, "text": text[:300]},
     )
     return prompt
 
 
+def prompt_recipient(prompt):
+    """Who books the visit: the retailer the prompt names, or the manufacturer's service."""
+    return prompt.retailer if prompt.retailer_id else _maker(prompt.signal.device)
+
+
 def notify_retailer(*, prompt):
-    """The customer accepted: tell the retailer. The retailer records any goodwill credit
-    itself (it submits its own loyalty records); we only suggest the points."""
-    signal = prompt.signal
+    """The customer accepted: tell the retailer that sold the unit (or the manufacturer's own
+    service). The retailer records any goodwill credit itself (it submits its own loyalty
+    records); we only suggest the points."""
     webhook_emit(
-        partner=prompt.retailer,
-        event_type="service.signal",
+        partner=prompt_recipient(prompt),
+        event_type=SERVICE_SIGNAL,
         dedupe_key=f"telemetry-prompt-{prompt.pk}",
-        data={
-            "reference": f"SIG-{signal.pk}",
-            "service_request": str(signal.service_request_ref or ""),
-            "issue": signal.rule.issue,
-            "product": {"gtin": signal.device.gtin, "serial": signal.device.serial},
-            "customer": str(prompt.customer_id),
-            "customer_accepted_at": prompt.decided_at.isoformat(),
-            "goodwill_suggested_points": settings.TELEMETRY_GOODWILL_POINTS,
-        },
+        subject={"signal": str(prompt.signal_id)},
     )
+
+
+@payload_builder(SERVICE_SIGNAL)
+def service_signal_data(*, partner, subject, channel, request_id=""):
+    """An accepted prompt as ``partner`` (its recipient) may see it now: the service request
+    through the visibility decision (its fields as the clause shares them, the read logged), or
+    None when it may not see it any more."""
+    prompt = (
+        CustomerPrompt.objects.filter(
+            signal_id=subject.get("signal"), status=CustomerPrompt.Status.ACCEPTED
+        )
+        .select_related("signal", "signal__device", "retailer")
+        .first()
+    )
+    if prompt is None or prompt_recipient(prompt).pk != partner.pk:
+        return None
+    signal = prompt.signal
+    if not signal.service_request_ref:
+        return None
+    request = (
+        visible_records(partner=partner)
+        .filter(ref=signal.service_request_ref)
+        .first(channel=channel, request_id=request_id)
+    )
+    if request is None:
+        return None
+    return {
+        "reference": f"SIG-{signal.pk}",
+        "service_request": request["ref"],
+        "issue": request["payload"].get("issue"),
+        "product": request.get("product"),
+        "customer": request.get("customer"),
+        "customer_accepted_at": prompt.decided_at.isoformat(),
+        "goodwill_suggested_points": settings.TELEMETRY_GOODWILL_POINTS,
+    }

@@ -8,17 +8,16 @@ from django.utils import timezone
 
 from consent.models import Customer
 from partners.models import Partner
-from partners.tenancy import PartnerScopedManager
+from partners.tenancy import PartnerScopedModel
 
 
-class TelemetrySettings(models.Model):
+class TelemetrySettings(PartnerScopedModel):
     """A manufacturer's telemetry configuration: how long its raw readings are kept."""
 
     partner = models.OneToOneField(Partner, on_delete=models.CASCADE, related_name="+")
     retention_days = models.PositiveIntegerField(default=365)
 
     tenant_path = "partner"
-    objects = PartnerScopedManager()
 
     class Meta:
         constraints = [
@@ -31,7 +30,7 @@ class TelemetrySettings(models.Model):
         return f"{self.partner_id}: {self.retention_days} days"
 
 
-class Device(models.Model):
+class Device(PartnerScopedModel):
     """A connected product unit a manufacturer registered: its GTIN + serial tie it to the
     unit's records (the warranty registration names its customer)."""
 
@@ -45,7 +44,6 @@ class Device(models.Model):
     last_seen_at = models.DateTimeField(null=True, blank=True)
 
     tenant_path = "manufacturer"
-    objects = PartnerScopedManager()
 
     class Meta:
         ordering = ["serial"]
@@ -117,7 +115,7 @@ class DailyRollup(_Rollup):
         ]
 
 
-class ServiceRule(models.Model):
+class ServiceRule(PartnerScopedModel):
     """A manufacturer's rule for one product model: a list of conditions joined by AND or OR
     (see ``telemetry.rules`` for the condition kinds). ``issue`` is the plain text a service
     request and the customer read."""
@@ -137,7 +135,6 @@ class ServiceRule(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
 
     tenant_path = "manufacturer"
-    objects = PartnerScopedManager()
 
     class Meta:
         ordering = ["model_name", "name"]
@@ -151,7 +148,7 @@ class ServiceRule(models.Model):
         return f"{self.model_name}: {self.name}"
 
 
-class ServiceSignal(models.Model):
+class ServiceSignal(PartnerScopedModel):
     """A rule held for a device. At most one live (open or acknowledged) signal per device and
     rule, held by a partial unique index, so re-evaluating never duplicates one."""
 
@@ -176,7 +173,6 @@ class ServiceSignal(models.Model):
     condition_cleared_at = models.DateTimeField(null=True, blank=True)
 
     tenant_path = "device__manufacturer"
-    objects = PartnerScopedManager()
 
     class Meta:
         ordering = ["-opened_at", "-id"]
@@ -206,7 +202,11 @@ class CustomerPrompt(models.Model):
 
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+")
     signal = models.OneToOneField(ServiceSignal, on_delete=models.CASCADE, related_name="prompt")
-    retailer = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="+")
+    # The retailer that sold the unit, told when the customer accepts; null: the manufacturer's
+    # own service (no retailer may be told).
+    retailer = models.ForeignKey(
+        Partner, on_delete=models.CASCADE, related_name="+", null=True, blank=True
+    )
     text = models.CharField(max_length=300)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     created_at = models.DateTimeField(default=timezone.now)
@@ -216,7 +216,7 @@ class CustomerPrompt(models.Model):
         return f"prompt for SIG-{self.signal_id}"
 
 
-class PendingBatch(models.Model):
+class PendingBatch(PartnerScopedModel):
     """The work a committed batch of readings still owes: refresh the roll-ups of the span it
     touched and evaluate the rules of its devices. Written in the batch's own transaction (an
     outbox), deleted once the work is done; a task is enqueued after commit, and the minute
@@ -237,7 +237,6 @@ class PendingBatch(models.Model):
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     tenant_path = "manufacturer"
-    objects = PartnerScopedManager()
 
     def __str__(self):
         return f"batch {self.pk}: {len(self.device_ids)} devices"

@@ -226,7 +226,7 @@ def object_pools(maker):
     from partners.models import ApiCredential
     from telemetry import selectors as telemetry_selectors
 
-    records = list(visibility.visible_records(partner=maker).queryset[:20])
+    records = visibility.visible_records(partner=maker).read(channel="test", limit=20)
     ids = lambda rows, name="id", attr="pk": [{name: str(getattr(r, attr))} for r in rows]  # noqa: E731
     pools = {
         "/api/v1/agreements/{id}": ids(agreement_list(partner=maker)),
@@ -236,7 +236,7 @@ def object_pools(maker):
             recon_selectors.discrepancies_visible(partner=maker)[:10]
         ),
         "/api/v1/notices/{id}": ids(notices.partner_notices(partner=maker, acknowledged=None)),
-        "/api/v1/records/{ref}": ids(records, "ref", "ref"),
+        "/api/v1/records/{ref}": [{"ref": r["ref"]} for r in records],
         "/api/v1/telemetry/devices/{serial}": ids(
             telemetry_selectors.device_list(partner=maker), "serial", "serial"
         ),

@@ -140,7 +140,7 @@ def build_world(operator, make_partner, issue_key):
     }
     alice = demo.customers["alice@example.org"]
     bob = demo.customers["bob@example.org"]
-    assert ConsentGrant.objects.filter(customer=alice).exists()
+    assert ConsentGrant.objects.unscoped("test setup").filter(customer=alice).exists()
     return World(
         maker=maker,
         admin=demo.admin,
@@ -207,10 +207,9 @@ def notice(w):
 
 
 def record(w):
-    from clearinghouse.records import visibility
     from clearinghouse.records.models import InteractionRecord
 
-    r = visibility.visible_records(partner=w.maker).filter(submitted_by_id=w.maker.pk).queryset[0]
+    r = InteractionRecord.objects.for_partner(w.maker).order_by("id").first()
     return Target(
         {"ref": r.ref}, [r.external_id, str(r.customer_id)], rows(InteractionRecord, pk=r.pk)
     )
@@ -241,24 +240,19 @@ def signal(w, action=None):
 
 
 def unit(w):
-    from clearinghouse.records import visibility
+    from clearinghouse.records.models import InteractionRecord
 
-    r = (
-        visibility.visible_records(partner=w.maker)
-        .filter(submitted_by_id=w.maker.pk)
-        .exclude(serial="")
-        .queryset[0]
-    )
-    mine = visibility.unit_timeline(partner=w.maker, gtin=r.gtin, serial=r.serial)
-    refs = [x.external_id for x in mine.queryset[:20] if x.submitted_by_id == w.maker.pk]
+    own = InteractionRecord.objects.for_partner(w.maker).order_by("occurred_at", "id")
+    r = own.exclude(serial="").first()
+    refs = [x.external_id for x in own.filter(gtin=r.gtin, serial=r.serial)[:20]]
     return Target({"gtin": r.gtin, "serial": r.serial}, refs, lambda: None, timeline=True)
 
 
 def customer_timeline(w):
-    from clearinghouse.records import visibility
+    from clearinghouse.records.models import InteractionRecord
 
-    mine = visibility.customer_timeline(partner=w.maker, customer_id=w.alice.pk)
-    refs = [x.external_id for x in mine.queryset[:20] if x.submitted_by_id == w.maker.pk]
+    mine = InteractionRecord.objects.for_partner(w.maker).filter(customer_id=w.alice.pk)
+    refs = [x.external_id for x in mine.order_by("occurred_at", "id")[:20]]
     assert refs, "Alice has no records of the manufacturer"
     return Target({"ref": w.alice.pk}, refs, lambda: None, timeline=True)
 

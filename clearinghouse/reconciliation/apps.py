@@ -9,6 +9,7 @@ class ReconciliationConfig(AppConfig):
     def ready(self):
         from clearinghouse.records.signals import records_committed
 
+        from . import notify  # noqa: F401  (registers the discrepancy payload builders)
         from .tasks import schedule_after_ingest
 
         def after_ingest(sender, partner, **kwargs):

@@ -133,7 +133,7 @@ def reconcile_pair(*, manufacturer, retailer, trigger="manual", full=False, prog
     run = ReconciliationRun.objects.create(
         manufacturer=manufacturer, retailer=retailer, trigger=trigger
     )
-    ReconciliationRun.objects.filter(
+    ReconciliationRun.objects.for_partner(manufacturer).filter(
         manufacturer=manufacturer,
         retailer=retailer,
         status=ReconciliationRun.Status.RUNNING,
@@ -183,7 +183,7 @@ def reconcile_pair(*, manufacturer, retailer, trigger="manual", full=False, prog
                 ]
             )
     except Exception as exc:
-        ReconciliationRun.objects.filter(pk=run.pk).update(
+        ReconciliationRun.objects.for_partner(manufacturer).filter(pk=run.pk).update(
             status=ReconciliationRun.Status.FAILED,
             error=f"{type(exc).__name__}: {exc}"[:2000],
             finished_at=timezone.now(),
@@ -211,7 +211,8 @@ def run_announce(*, run_id):
     discrepancies were announced, or None when there was nothing to do."""
     with transaction.atomic():
         run = (
-            ReconciliationRun.objects.select_for_update(skip_locked=True)
+            ReconciliationRun.objects.unscoped("the task announces the run id it was given")
+            .select_for_update(skip_locked=True)
             .filter(pk=run_id, status=ReconciliationRun.Status.DONE, announced_at__isnull=True)
             .first()
         )
@@ -228,11 +229,6 @@ def run_announce(*, run_id):
         run.announced_at = timezone.now()
         run.save(update_fields=["pending_opened", "pending_resolved", "announced_at"])
     return len(opened) + len(resolved)
-
-
-def _queryset_sql(queryset):
-    sql, params = queryset.values_list(*REC_COLUMNS).query.sql_with_params()
-    return sql, list(params)
 
 
 class _Run:
@@ -254,11 +250,12 @@ class _Run:
         self.counts = {}
 
     def _agreement_in_force(self):
-        in_force = AgreementVersion.objects.filter(
+        in_force = AgreementVersion.objects.for_partner(self.m).filter(
             agreement=OuterRef("pk"), status=AgreementVersion.Status.ACTIVE
         )
         agreement = (
-            SharingAgreement.objects.filter(manufacturer=self.m, retailer=self.r)
+            SharingAgreement.objects.for_partner(self.m)
+            .filter(manufacturer=self.m, retailer=self.r)
             .exclude(status=SharingAgreement.Status.TERMINATED)
             .annotate(
                 in_force=Subquery(in_force.values("pk")[:1]),
@@ -276,7 +273,7 @@ class _Run:
         )
 
     def _terms_stamp(self):
-        terms = WarrantyTerms.objects.filter(manufacturer=self.m).aggregate(
+        terms = WarrantyTerms.objects.for_partner(self.m).aggregate(
             n=Count("pk"), last=Max("updated_at")
         )
         return f"terms:{terms['n']}:{terms['last'].timestamp() if terms['last'] else 0}"
@@ -472,11 +469,12 @@ class _Run:
         be a registration without a sale)."""
         return visible_records(partner=partner, at=self.now).filter(tombstoned_at__isnull=True)
 
-    def _restrict(self, queryset, *, submitted_by=None, other_than=None, kinds=None):
-        """``queryset`` limited to the records this run looks at (all in a full run). The
-        filters repeat the caller's, so that only the matching candidates are looked up."""
+    def _restrict(self, visible, *, submitted_by=None, other_than=None, kinds=None):
+        """The SQL of ``visible`` (the decision's one escape, ``compile_sql``) limited to the
+        records this run looks at (all in a full run). The filters repeat the caller's, so that
+        only the matching candidates are looked up."""
         if self.full:
-            return queryset
+            return visible.compile_sql(*REC_COLUMNS)
         conditions, params = ["true"], []
         if submitted_by is not None:
             conditions.append("submitted_by_id = %s")
@@ -488,24 +486,23 @@ class _Run:
             conditions.append("kind = ANY(%s)")
             params.append(list(kinds))
         # ANDed with the visibility rule, so the planner joins the few ids to the primary key.
-        return queryset.extra(
-            where=[f"{TABLE}.id IN (SELECT id FROM recon_ids WHERE {' AND '.join(conditions)})"],
+        return visible.compile_sql(
+            *REC_COLUMNS,
+            where=f"{TABLE}.id IN (SELECT id FROM recon_ids WHERE {' AND '.join(conditions)})",
             params=params,
         )
 
     def shared_records(self):
         """recon_rec: the retailer's records the manufacturer may see (side R) and the
         manufacturer's records the retailer may see (side M), through the one decision."""
-        to_m = self._restrict(
-            self._evidence(partner=self.m).filter(submitted_by_id=self.r.pk).queryset,
+        sql_m, params_m = self._restrict(
+            self._evidence(partner=self.m).filter(submitted_by_id=self.r.pk),
             submitted_by=self.r.pk,
         )
-        to_r = self._restrict(
-            self._evidence(partner=self.r).filter(submitted_by_id=self.m.pk).queryset,
+        sql_r, params_r = self._restrict(
+            self._evidence(partner=self.r).filter(submitted_by_id=self.m.pk),
             submitted_by=self.m.pk,
         )
-        sql_m, params_m = _queryset_sql(to_m)
-        sql_r, params_r = _queryset_sql(to_r)
         columns = ", ".join(REC_COLUMNS)
         # Narrow rows: the payload fields the rules read, as text (a 1M-record pair's table is a
         # quarter of the size with the whole payload, and every rule scans it).
@@ -803,25 +800,18 @@ class _Run:
         if self.full:
             self.sql("SET LOCAL enable_nestloop = on")  # reads the records table again
         own_kinds = ["warranty_registration", "warranty_claim"]
-        own = self._restrict(
-            self._evidence(partner=self.m)
-            .filter(submitted_by_id=self.m.pk, kind__in=own_kinds)
-            .queryset,
+        sql_own, params_own = self._restrict(
+            self._evidence(partner=self.m).filter(submitted_by_id=self.m.pk, kind__in=own_kinds),
             submitted_by=self.m.pk,
             kinds=own_kinds,
         )
         # The sales of this retailer that the manufacturer may see are in recon_rec already;
         # only the other partners' are read here.
-        other_sale = self._restrict(
-            self._evidence(partner=self.m)
-            .filter(kind="sale")
-            .exclude(submitted_by_id=self.r.pk)
-            .queryset,
+        sql_sale, params_sale = self._restrict(
+            self._evidence(partner=self.m).filter(kind="sale").exclude(submitted_by_id=self.r.pk),
             kinds=["sale"],
             other_than=self.r.pk,
         )
-        sql_own, params_own = _queryset_sql(own)
-        sql_sale, params_sale = _queryset_sql(other_sale)
         columns = ", ".join(REC_COLUMNS)
         self.sql(
             f"CREATE TEMP TABLE recon_own ON COMMIT DROP AS SELECT * FROM ({sql_own}) o ({columns})",

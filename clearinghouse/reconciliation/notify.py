@@ -2,20 +2,31 @@
 
 Only parties with an endpoint subscribed to the event hear about it, and only about the
 discrepancies they may see (the same decision as the queue); a run that opens thousands of
-findings for a party without webhooks costs one query.
+findings for a party without webhooks costs one query. The event names the discrepancy; what
+it says is built when it is sent (``discrepancy_data``), through the queue's decision then.
 """
 
+from clearinghouse.records.announce import uuids
 from partners.models import Partner
-from partners.webhooks import webhook_emit, webhook_subscribed
+from partners.webhooks import payload_builder, webhook_emit, webhook_subscribed
 
 from .models import Discrepancy
 from .selectors import discrepancies_shown, discrepancies_visible, discrepancy_evidence
 
+OPENED, UPDATED = "discrepancy.opened", "discrepancy.updated"
 
-def _payload(partner, discrepancy):
-    """The discrepancy as ``partner`` sees it (``discrepancies_shown`` has run on it), and the
-    refs of the records it shows."""
-    evidence = discrepancy_evidence(partner=partner, discrepancy=discrepancy, channel="webhook")
+
+@payload_builder(OPENED, UPDATED)
+def discrepancy_data(*, partner, subject, channel, request_id=""):
+    """The discrepancy an event names as ``partner`` sees it now, or None when it may not."""
+    found = discrepancies_visible(partner=partner).filter(pk__in=uuids([subject.get("discrepancy")]))
+    shown = discrepancies_shown(partner=partner, discrepancies=found)
+    if not shown:
+        return None
+    discrepancy = shown[0]
+    evidence = discrepancy_evidence(
+        partner=partner, discrepancy=discrepancy, channel=channel, request_id=request_id
+    )
     return {
         "id": str(discrepancy.pk),
         "kind": discrepancy.kind,
@@ -31,10 +42,7 @@ def _payload(partner, discrepancy):
             }
             for item in evidence
         ],
-    }, [item["ref"] for item in evidence]
-
-
-OPENED, UPDATED = "discrepancy.opened", "discrepancy.updated"
+    }
 
 
 def anybody_listens(parties):
@@ -53,27 +61,25 @@ def _emit(ids, event_type, chunk=500, parties=None):
     concern, when the caller knows them (a run knows its pair), so that nobody reads the ids."""
     if parties is None:
         pairs = (
-            Discrepancy.objects.unscoped()
+            Discrepancy.objects.unscoped("the parties of the findings a run gave, by id")
             .filter(pk__in=ids)
             .values_list("manufacturer_id", "retailer_id")
             .distinct()
         )
         parties = {p for pair in pairs for p in pair if p is not None}
     party_ids = set(parties)
-    # Unscoped on purpose: the parties of these discrepancies, to ask whether they listen.
-    for partner in Partner.objects.unscoped().filter(pk__in=party_ids):
+    named = Partner.objects.unscoped("the parties of these findings, asked whether they listen")
+    for partner in named.filter(pk__in=party_ids):
         if not webhook_subscribed(partner=partner, event_type=event_type):
             continue
         for start in range(0, len(ids), chunk):
             page = discrepancies_visible(partner=partner).filter(pk__in=ids[start : start + chunk])
-            for discrepancy in discrepancies_shown(partner=partner, discrepancies=page):
-                data, refs = _payload(partner, discrepancy)
+            for pk, updated_at in page.values_list("pk", "updated_at"):
                 webhook_emit(
                     partner=partner,
                     event_type=event_type,
-                    data=data,
-                    records=refs,
-                    dedupe_key=f"{event_type}:{discrepancy.pk}:{discrepancy.updated_at.isoformat()}",
+                    subject={"discrepancy": str(pk)},
+                    dedupe_key=f"{event_type}:{pk}:{updated_at.isoformat()}",
                 )
 
 

@@ -5,7 +5,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.db.models.functions import Collate
 
 from clearinghouse.records.models import InteractionRecord
-from clearinghouse.records.visibility import read, visible_records
+from clearinghouse.records.visibility import visible_records
 from consent.services import Access, access_record
 from partners.models import Partner
 from partners.record_kinds import KINDS
@@ -23,8 +23,8 @@ def discrepancies_visible(*, partner, at=None):
     # Each evidence record looked up by its key among the visible ones (NOT EXISTS, never NOT
     # IN: PostgreSQL cannot turn a NOT IN into an anti-join, and past work_mem it compares each
     # evidence row with every visible id in turn).
-    visible = visible_records(partner=partner, at=at).queryset.filter(pk=OuterRef("record_id"))
-    hidden = DiscrepancyEvidence.objects.filter(discrepancy=OuterRef("pk")).exclude(Exists(visible))
+    visible = visible_records(partner=partner, at=at).contains(OuterRef("record_id"))
+    hidden = DiscrepancyEvidence.objects.filter(discrepancy=OuterRef("pk")).exclude(visible)
     # A partner is a party on one side only: the side's queue index, in the queue's order.
     side = "manufacturer" if partner.kind == Partner.Kind.MANUFACTURER else "retailer"
     return (
@@ -47,7 +47,9 @@ def _registered():
     """For a discrepancy: its manufacturer's own registration of the unit, live, of the
     finding's customer where both name one (the run's match, from the manufacturer's side)."""
     # The finding's unit in the records' collation, so that the unit index finds it.
-    registrations = InteractionRecord.objects.unscoped().filter(
+    registrations = InteractionRecord.objects.unscoped(
+        "the finding's own manufacturer's registrations, matched to the outer row"
+    ).filter(
         submitted_by_id=OuterRef("manufacturer_id"),
         kind="warranty_registration",
         gtin=Collate(OuterRef("gtin"), "default"),
@@ -175,10 +177,9 @@ def discrepancy_evidence(*, partner, discrepancy, channel, request_id=""):
     visible = (
         visible_records(partner=partner).filter(id__in=list(roles)).order_by("occurred_at", "id")
     )
-    rows = list(visible.queryset)
-    projected = read(rows, visible, channel=channel, request_id=request_id)
-    for row, item in zip(rows, projected, strict=True):
-        item["role"] = roles[row.id]
+    projected = visible.read(channel=channel, request_id=request_id)
+    for pk, item in zip(projected.ids, projected, strict=True):
+        item["role"] = roles[pk]
     return projected
 
 
@@ -188,20 +189,20 @@ def runs_for(*, partner, limit=50):
     )[:limit]
 
 
-def attach_links(rows, items, *, unit=None):
-    """Give each projected record of a unit timeline page (``items``, projected from ``rows``)
+def attach_links(items, *, unit=None):
+    """Give each projected record of a unit timeline page (``items``, a ``Projected`` page)
     its ``links``: the records reconciliation matched it with, where the reader may see both
     ends, so a link never reveals a record. Both ends of a link are on the same unit: when the
     page holds only part of the unit's timeline, pass the unit's ``Visible`` as ``unit`` and
     the other ends are looked up there (their refs only, nothing else is read)."""
-    by_id = {row.id: item for row, item in zip(rows, items, strict=True)}
+    by_id = dict(zip(items.ids, items, strict=True))
     for item in items:
         item["links"] = []
     if not by_id:
         return items
     refs = {pk: str(item["ref"]) for pk, item in by_id.items()}
     if unit is not None:
-        refs.update((pk, str(ref)) for pk, ref in unit.queryset.order_by().values_list("id", "ref"))
+        refs.update(unit.ids_and_refs())
     # Looked up by from_record (the primary key starts with it); both ends must be visible.
     links = (
         RecordLink.objects.filter(from_record_id__in=refs, to_record_id__in=refs)
@@ -248,7 +249,7 @@ def customer_prompts(*, customer_id):
 
     prompts = []
     open_ = (
-        Discrepancy.objects.unscoped()  # the customer's own findings, across pairs
+        Discrepancy.objects.unscoped("the customer's own findings, across pairs")
         .filter(customer_id=customer_id, kind="sale_without_registration", status="open")
         # The finding rests on what the retailer may see: the manufacturer may hold a
         # registration that is not shared back. The customer is told only what is true.

@@ -11,13 +11,14 @@ decision applies at the moment of the read.
 """
 
 import logging
+import uuid
 
 from partners.agreements.selectors import pairs_in_force
 from partners.models import Partner
 from partners.record_kinds import KINDS
-from partners.webhooks import webhook_emit, webhook_subscribed
+from partners.webhooks import payload_builder, webhook_emit, webhook_subscribed
 
-from .visibility import read, visible_records
+from .visibility import visible_records
 
 logger = logging.getLogger(__name__)
 EVENT = "record.shared"
@@ -31,10 +32,10 @@ def _counterparts(partner):
 def listening_counterparts(partner):
     """The partners with an agreement in force with ``partner`` that subscribe to the event."""
     ids = _counterparts(partner)
-    # Unscoped on purpose: the counterparts of this partner, to ask whether they listen.
+    counterparts = Partner.objects.unscoped("its counterparts, asked whether they listen")
     return [
         other
-        for other in Partner.objects.unscoped().filter(pk__in=ids)
+        for other in counterparts.filter(pk__in=ids)
         if webhook_subscribed(partner=other, event_type=EVENT)
     ]
 
@@ -52,26 +53,57 @@ def announce_after_ingest(partner, refs):
         logger.warning("could not enqueue record.shared webhooks", exc_info=True)
 
 
-def _emit(partner, visible, rows, *, reason, key):
-    """One event per submitter and chunk of ``rows`` (visible to ``partner`` through
-    ``visible``), projected for it; ``key`` makes each chunk's event once only."""
+def _emit(partner, found, *, reason, key):
+    """One event per submitter and chunk of ``found`` (refs by submitter id, visible to
+    ``partner`` now); ``key`` makes each chunk's event once only. The event names the records;
+    their data is read through the decision when it is sent (``shared_records_data``)."""
     events = 0
-    by_submitter = {}
-    for row in rows:
-        by_submitter.setdefault(row.submitted_by, []).append(row)
-    for submitter, of_submitter in by_submitter.items():
-        for start in range(0, len(of_submitter), PER_EVENT):
-            chunk = of_submitter[start : start + PER_EVENT]
-            projected = read(chunk, visible, channel="webhook")
+    slugs = dict(
+        Partner.objects.unscoped("the submitters of records the partner may see, by name")
+        .filter(pk__in=list(found))
+        .values_list("pk", "slug")
+    )
+    for submitter_id, refs in found.items():
+        for start in range(0, len(refs), PER_EVENT):
+            chunk = refs[start : start + PER_EVENT]
             webhook_emit(
                 partner=partner,
                 event_type=EVENT,
-                data={"recorded_by": submitter.slug, "reason": reason, "records": projected},
-                records=[row.ref for row in chunk],
-                dedupe_key=f"{EVENT}:{key}{chunk[0].ref}:{chunk[-1].ref}:{len(chunk)}",
+                subject={"recorded_by": slugs[submitter_id], "reason": reason, "records": chunk},
+                dedupe_key=f"{EVENT}:{key}{chunk[0]}:{chunk[-1]}:{len(chunk)}",
             )
             events += 1
     return events
+
+
+def uuids(values):
+    """The values that are UUIDs (a subject is ours, but a bad one must not fail a delivery)."""
+    found = []
+    for value in values if isinstance(values, list) else []:
+        try:
+            found.append(uuid.UUID(str(value)))
+        except ValueError:
+            continue
+    return found
+
+
+@payload_builder(EVENT)
+def shared_records_data(*, partner, subject, channel, request_id=""):
+    """The records an event names, as ``partner`` may see them now (projected and logged), or
+    None when it may see none of them any more."""
+    records = (
+        visible_records(partner=partner)
+        .filter(ref__in=uuids(subject.get("records")))
+        .order_by("id")
+        .read(channel=channel, request_id=request_id)
+    )
+    if not records:
+        return None
+    return {
+        "recorded_by": subject.get("recorded_by"),
+        "reason": subject.get("reason"),
+        "records": list(records),
+    }
 
 
 def records_announce(*, submitter, refs):
@@ -82,8 +114,10 @@ def records_announce(*, submitter, refs):
         visible = visible_records(partner=counterpart).filter(
             submitted_by_id=submitter.pk, ref__in=refs
         )
-        rows = list(visible.queryset.select_related("submitted_by").order_by("id"))
-        events += _emit(counterpart, visible, rows, reason="recorded", key="")
+        found = {}
+        for ref, submitted_by, _, _ in visible.refs():
+            found.setdefault(submitted_by, []).append(str(ref))
+        events += _emit(counterpart, found, reason="recorded", key="")
     return events
 
 
@@ -92,7 +126,8 @@ def announce_after_grant(grant_id, grantee_id):
     from .tasks import announce_granted
 
     try:
-        grantee = Partner.objects.unscoped().filter(pk=grantee_id).first()
+        grantees = Partner.objects.unscoped("a consent's grantee, asked whether it listens")
+        grantee = grantees.filter(pk=grantee_id).first()
         if grantee is not None and webhook_subscribed(partner=grantee, event_type=EVENT):
             announce_granted.delay(str(grant_id))
     except Exception:  # Redis away: the grantee still reads the records over the API
@@ -107,16 +142,21 @@ def records_announce_granted(*, grant_id):
     Nothing when the consent has ended since. Idempotent (dedupe per chunk)."""
     from consent.models import ConsentGrant
 
-    grant = ConsentGrant.objects.filter(pk=grant_id).select_related("grantee").first()
+    grant = (
+        ConsentGrant.objects.unscoped("the task runs for the grant id it was given")
+        .filter(pk=grant_id)
+        .select_related("grantee")
+        .first()
+    )
     if grant is None or grant.revoked_at is not None or grant.customer_id is None:
         return 0
     partner = grant.grantee
     if not webhook_subscribed(partner=partner, event_type=EVENT):
         return 0
     replaced = (
-        ConsentGrant.objects.filter(
+        ConsentGrant.objects.for_partner(partner)
+        .filter(
             customer_id=grant.customer_id,
-            grantee=partner,
             purpose=grant.purpose,
             ended_by=ConsentGrant.Ended.SUPERSEDED,
             revoked_at=grant.granted_at,
@@ -133,18 +173,9 @@ def records_announce_granted(*, grant_id):
         submitted_by_id__in=counterparts,
         received_at__lt=grant.granted_at,
     )
-    rows = []
-    for row in visible.queryset.order_by("submitted_by_id", "id"):
-        # The clauses that let the partner see this row now, and whether this consent alone does.
-        through = [
-            g
-            for g in visible.grants
-            if g.counterpart_id == row.submitted_by_id
-            and g.kind == row.kind
-            and getattr(row, g.flag, False)
-        ]
-        if through and all(
-            g.purpose == grant.purpose and KINDS[g.kind].category in added for g in through
-        ):
-            rows.append(row)
-    return _emit(partner, visible, rows, reason="consent_given", key=f"consent:{grant.pk}:")
+    found = {}
+    for ref, submitted_by, kind, purposes in visible.refs():
+        # Whether the clauses that let the partner see this row now are this consent's alone.
+        if purposes == {grant.purpose} and KINDS[kind].category in added:
+            found.setdefault(submitted_by, []).append(str(ref))
+    return _emit(partner, found, reason="consent_given", key=f"consent:{grant.pk}:")

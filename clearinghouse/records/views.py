@@ -80,9 +80,8 @@ class UnitTimelineView(RecordsPortal):
         except ValueError as exc:
             raise Http404 from exc
         visible = visibility.unit_timeline(partner=self.partner, gtin=gtin, serial=serial)
-        rows = list(visible.queryset[:PAGE])
-        events = visibility.read(rows, visible, channel="portal")
-        attach_links(rows, events, unit=visible if len(rows) == PAGE else None)
+        events = visible.read(channel="portal", limit=PAGE)
+        attach_links(events, unit=visible if len(events) == PAGE else None)
         return self.render(
             "portal/records/unit.html", {"gtin": gtin, "serial": serial, "events": events}
         )
@@ -91,7 +90,7 @@ class UnitTimelineView(RecordsPortal):
 class CustomerTimelineView(RecordsPortal):
     def get(self, request, ref):
         visible = visibility.customer_timeline(partner=self.partner, customer_id=ref)
-        events = visibility.read(visible.queryset[:PAGE], visible, channel="portal")
+        events = visible.read(channel="portal", limit=PAGE)
         return self.render("portal/records/customer.html", {"ref": ref, "events": events})
 
 

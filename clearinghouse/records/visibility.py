@@ -10,15 +10,17 @@ P sees its own records, plus a counterpart's record when, at the moment of the r
 Both are evaluated in the same SQL statement as the read, from the database, so a revocation
 or a suspended agreement applies to the very next read; nothing is cached. Only the clause's
 fields are returned (``project``), never the counterpart's internal ids, and every read of
-counterpart data is written to the customers' access log (``read``). Every path that shows
-records to a partner — API, portal, exports, webhooks, reconciliation evidence — goes through
-``visible_records`` and ``project``/``read``.
+counterpart data is written to the customers' access log as it is handed out. Every path that
+shows records to a partner — API, portal, exports, webhooks, reconciliation evidence — goes
+through ``visible_records``, whose ``Visible`` hands out only projected rows (there is no raw
+queryset to take around it).
 """
 
 from collections import defaultdict
 from dataclasses import dataclass
 
-from django.db.models import Q
+from django.db.models import BooleanField, Count, Exists, Max, Q
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from consent.selectors import consent_exists
@@ -43,20 +45,168 @@ class Grant:
     flag: str
 
 
-@dataclass
+class Projected(list):
+    """Projected records (dicts), in order; ``ids`` holds their internal ids in the same order,
+    for joins inside the core (links on a timeline). The ids are never shown to a partner."""
+
+    def __init__(self, items=(), ids=()):
+        super().__init__(items)
+        self.ids = tuple(ids)
+
+
 class Visible:
-    partner: object
-    queryset: object
-    grants: tuple
+    """What one partner may see of the records, now: THE gate. It hands out only projected rows
+    and writes the customers' access log as it does (``read``, ``first``, ``page``,
+    ``iterate``); it counts (``count``, ``exists``) and sums units (``units``), which show no
+    customer's data. There is no raw queryset to take around it: the rows it selects stay
+    inside. The one escape is ``compile_sql``, for set-based SQL that must join the decision
+    (the reconciliation engine); whatever such SQL shows a partner goes through projection
+    again (``discrepancies_shown``)."""
+
+    __slots__ = ("_rows", "grants", "partner")
+
+    def __init__(self, partner, rows, grants):
+        self.partner = partner
+        self.grants = grants
+        self._rows = rows
+
+    def __repr__(self):
+        return f"<Visible to {self.partner}>"
+
+    def _narrowed(self, rows):
+        return Visible(self.partner, rows, self.grants)
 
     def filter(self, *args, **kwargs):
-        return Visible(self.partner, self.queryset.filter(*args, **kwargs), self.grants)
+        return self._narrowed(self._rows.filter(*args, **kwargs))
 
     def exclude(self, *args, **kwargs):
-        return Visible(self.partner, self.queryset.exclude(*args, **kwargs), self.grants)
+        return self._narrowed(self._rows.exclude(*args, **kwargs))
 
     def order_by(self, *fields):
-        return Visible(self.partner, self.queryset.order_by(*fields), self.grants)
+        return self._narrowed(self._rows.order_by(*fields))
+
+    def sharing(self, field):
+        """Only the rows whose ``field`` (``product``, ``customer`` or a payload field)
+        ``partner`` sees: all of its own, and a counterpart's where a clause names the field."""
+        condition = Q(submitted_by_id=self.partner.pk)
+        for grant in self.grants:
+            if field in grant.fields:
+                condition |= Q(
+                    submitted_by_id=grant.counterpart_id, kind=grant.kind, **{grant.flag: True}
+                )
+        return self._narrowed(self._rows.filter(condition))
+
+    # --- no customer's data: how many ------------------------------------------------------
+
+    def count(self):
+        return self._rows.order_by().count()
+
+    def exists(self):
+        return self._rows.exists()
+
+    def contains(self, pk):
+        """An ``Exists`` over the rows for a record id (an ``OuterRef`` in a query of rows that
+        rest on records: a finding is shown only while its evidence is)."""
+        return Exists(self._rows.order_by().filter(pk=pk))
+
+    def units(self, *, limit):
+        """Product units with events here, how many and the latest, newest first; only rows
+        whose product ``partner`` is shown count (``sharing("product")``). Each counterpart
+        customer behind a listed unit is written to the access log (channel ``portal``)."""
+        shown = self.sharing("product").exclude(gtin="")
+        found = list(
+            shown._rows.order_by()
+            .values("gtin", "serial")
+            .annotate(events=Count("id"), last=Max("occurred_at"))
+            .order_by("-last")[:limit]
+        )
+        if found:
+            units = Q()
+            for unit in found:
+                units |= Q(gtin=unit["gtin"], serial=unit["serial"])
+            behind = shown.filter(units).exclude(submitted_by_id=self.partner.pk)
+            behind._log(behind._rows.filter(customer__isnull=False), channel="portal")
+        return found
+
+    def ids_and_refs(self):
+        """(internal id, ref) of every row: to join links inside the core, never shown."""
+        return [(pk, str(ref)) for pk, ref in self._rows.order_by().values_list("id", "ref")]
+
+    def refs(self):
+        """The refs of the rows, with the purposes each is shared for (empty for one's own):
+        what an event is about, to be read through the gate when it is sent."""
+        for row in self._rows.order_by("submitted_by_id", "id"):
+            yield row.ref, row.submitted_by_id, row.kind, self._purposes(row)
+
+    # --- projected rows, logged --------------------------------------------------------------
+
+    def read(self, *, channel, request_id="", limit=None):
+        """The rows, projected, in order; each counterpart customer shown is logged."""
+        rows = self._rows if limit is None else self._rows[:limit]
+        return self._project(list(rows), channel=channel, request_id=request_id)
+
+    def first(self, *, channel, request_id=""):
+        found = self.read(channel=channel, request_id=request_id, limit=1)
+        return found[0] if found else None
+
+    def iterate(self, *, channel, chunk=1000, request_id=""):
+        """All the rows, projected, a chunk at a time (each chunk logged as it is read)."""
+        batch = []
+        for row in self._rows.iterator(chunk_size=chunk):
+            batch.append(row)
+            if len(batch) == chunk:
+                yield from self._project(batch, channel=channel, request_id=request_id)
+                batch = []
+        if batch:
+            yield from self._project(batch, channel=channel, request_id=request_id)
+
+    def page(self, paginator, request, *, view=None, channel, request_id=""):
+        """One page of ``paginator`` (a DRF paginator: it remembers the cursor), projected."""
+        rows = paginator.paginate_queryset(self._rows, request, view=view)
+        return self._project(list(rows), channel=channel, request_id=request_id)
+
+    def compile_sql(self, *columns, where="", params=()):
+        """THE escape, for set-based SQL only: the decision compiled to ``(sql, params)``
+        selecting ``columns`` of the rows it allows (raw columns: the caller projects whatever
+        it shows). ``where``: an extra SQL condition on the records table, with ``params``."""
+        rows = self._rows
+        if where:
+            # The caller's own SQL text (never input), its values bound as parameters.
+            condition = RawSQL(where, list(params), output_field=BooleanField())  # noqa: S611
+            rows = rows.filter(condition)
+        sql, sql_params = rows.values_list(*columns).query.sql_with_params()
+        return sql, list(sql_params)
+
+    def _purposes(self, row):
+        if row.submitted_by_id == self.partner.pk:
+            return set()
+        return {
+            g.purpose
+            for g in self.grants
+            if getattr(row, g.flag, False)
+            and g.counterpart_id == row.submitted_by_id
+            and g.kind == row.kind
+        }
+
+    def _project(self, rows, *, channel, request_id):
+        items = [project(row, self) for row in rows]
+        self._log(rows, channel=channel, request_id=request_id)
+        return Projected(items, [row.pk for row in rows])
+
+    def _log(self, rows, *, channel, request_id=""):
+        """One access-log entry per customer whose counterpart data ``rows`` shows."""
+        accesses = {}
+        for row in rows:
+            if row.submitted_by_id == self.partner.pk or not row.customer_id:
+                continue
+            access = accesses.setdefault(row.customer_id, Access(0, set(), set()))
+            access.record_count += 1
+            access.purposes.update(self._purposes(row))
+            access.categories.add(KINDS[row.kind].category)
+        if accesses:
+            access_record(
+                partner=self.partner, accesses=accesses, channel=channel, request_id=request_id
+            )
 
 
 def visible_records(*, partner, at=None):
@@ -95,14 +245,13 @@ def visible_records(*, partner, at=None):
         condition |= Q(
             submitted_by_id=counterpart_id, kind__in=sorted(set(kinds)), tombstoned_at__isnull=True
         ) & Q(**{flag: True})
-    # The one unscoped read of records: it is restricted right here, by the rule above.
-    queryset = (
-        InteractionRecord.objects.unscoped()
+    rows = (
+        InteractionRecord.objects.unscoped("the visibility decision restricts it by the rule above")
         .select_related("submitted_by")
         .annotate(**annotations)
         .filter(condition)
     )
-    return Visible(partner, queryset, tuple(grants))
+    return Visible(partner, rows, tuple(grants))
 
 
 def _partner_ref(partner):
@@ -148,34 +297,6 @@ def project(record, visible):
     out["payload"] = {k: v for k, v in record.payload.items() if k in fields}
     out["shared_for"] = sorted(purposes)
     return out
-
-
-def read(records, visible, *, channel, request_id=""):
-    """Project rows for ``visible.partner`` and write one access-log entry per customer whose
-    counterpart data this read showed (never per row)."""
-    projected = []
-    accesses = {}
-    for record in records:
-        item = project(record, visible)
-        projected.append(item)
-        if not item["own"] and record.customer_id:
-            access = accesses.setdefault(record.customer_id, Access(0, set(), set()))
-            access.record_count += 1
-            access.purposes.update(item["shared_for"])
-            access.categories.add(KINDS[record.kind].category)
-    if accesses:
-        access_record(
-            partner=visible.partner, accesses=accesses, channel=channel, request_id=request_id
-        )
-    return projected
-
-
-def refs_visible(*, partner, refs, at=None):
-    """Whether ``partner`` may see every record of ``refs`` now (a webhook about to carry
-    their data asks this before each attempt)."""
-    refs = set(map(str, refs))
-    found = visible_records(partner=partner, at=at).queryset.filter(ref__in=refs).count()
-    return found == len(refs)
 
 
 def unit_timeline(*, partner, gtin, serial, at=None):

@@ -400,10 +400,6 @@ RECON_SERVICE_SLA_DAYS = int(env("RECON_SERVICE_SLA_DAYS", "14"))
 RECON_DEFAULT_WARRANTY_MONTHS = int(env("RECON_DEFAULT_WARRANTY_MONTHS", "24"))
 RECON_DEBOUNCE_SECONDS = int(env("RECON_DEBOUNCE_SECONDS", "10"))
 
-# Whether a partner may still see the records a webhook's payload holds (checked before every
-# attempt): the core's visibility decision, for the webhooks layer that never looks at records.
-WEBHOOK_RECORDS_VISIBLE = "clearinghouse.records.visibility.refs_visible"
-
 # Cards on the portal dashboard, contributed by the layers above partners/.
 PORTAL_DASHBOARD_PANELS = [
     "clearinghouse.records.selectors.dashboard_panel",

@@ -83,7 +83,16 @@ class EventSerializer(serializers.Serializer):
     id = serializers.UUIDField(read_only=True)
     type = StrictCharField(source="event_type", read_only=True)
     created_at = MomentField(read_only=True)
-    data = serializers.JSONField(source="payload", read_only=True)
+    data = serializers.SerializerMethodField(
+        help_text="what the event carries, as you may see it now (built through the sharing "
+        "decision at each read, like each attempt); null when none of it is shared any more"
+    )
+
+    def get_data(self, event) -> dict | None:
+        request = self.context.get("request")
+        given = request.headers.get("X-Request-ID", "")[:64] if request is not None else ""
+        data = webhooks.event_data(event, channel="api", request_id=given)
+        return None if data is None else webhooks.jsonable(data)
 
 
 class AttemptSerializer(serializers.Serializer):

@@ -1,10 +1,13 @@
 """Signed webhooks: partners register HTTPS endpoints for event types; the layers above emit
-events whose payload they have already projected; workers deliver them, signed, with back-off.
+events that name their subject; workers deliver them, signed, with back-off, building each
+attempt's data through the owning layer's decision (``payloads``).
 
-Higher layers call ``webhook_emit`` and may connect to ``signals.webhook_acknowledged``;
-receivers (and the tests) verify deliveries with ``verify_signature``.
+Higher layers call ``webhook_emit``, register a builder per event type with
+``payload_builder`` and may connect to ``signals.webhook_acknowledged``; receivers (and the
+tests) verify deliveries with ``verify_signature``.
 """
 
+from .payloads import NoBuilder, event_data, payload_builder
 from .selectors import delivery_attempts, delivery_list, endpoint_list, webhook_subscribed
 from .services import (
     MAX_ATTEMPTS,
@@ -16,6 +19,7 @@ from .services import (
     endpoint_delete,
     endpoint_rotate_secret,
     endpoint_set_active,
+    jsonable,
     webhook_deliver,
     webhook_emit,
     webhook_ping,
@@ -36,6 +40,7 @@ __all__ = [
     "MAX_ATTEMPTS",
     "SIGNATURE_HEADER",
     "IssuedEndpoint",
+    "NoBuilder",
     "ack_signature",
     "backoff",
     "delivery_attempts",
@@ -47,6 +52,9 @@ __all__ = [
     "endpoint_list",
     "endpoint_rotate_secret",
     "endpoint_set_active",
+    "event_data",
+    "jsonable",
+    "payload_builder",
     "signature_header",
     "verify_ack",
     "verify_signature",

@@ -21,7 +21,6 @@ from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from django.utils.module_loading import import_string
 
 from ..models import (
     WEBHOOK_PING,
@@ -34,6 +33,7 @@ from ..models import (
 )
 from ..services import partner_event_record
 from . import signing, transport
+from .payloads import event_data
 from .signals import webhook_acknowledged
 
 logger = logging.getLogger(__name__)
@@ -115,7 +115,7 @@ def endpoint_create(*, partner, url, event_types, description="", actor=None, cr
     shown to the partner this once."""
     url = transport.validate_endpoint_url(url)
     event_types = _clean_event_types(event_types)
-    Partner.objects.unscoped().select_for_update().filter(pk=partner.pk).first()  # serialise
+    Partner.objects.for_partner(partner).select_for_update().first()  # serialise
     if WebhookEndpoint.objects.for_partner(partner).count() >= MAX_ENDPOINTS_PER_PARTNER:
         raise ValidationError(
             f"A partner may register at most {MAX_ENDPOINTS_PER_PARTNER} endpoints; "
@@ -140,7 +140,11 @@ def endpoint_create(*, partner, url, event_types, description="", actor=None, cr
 def endpoint_rotate_secret(*, endpoint, actor=None, credential=None, grace=SECRET_GRACE):
     """Issue a new signing secret. For ``grace`` the old one signs deliveries too (one more
     ``v1=`` in the header), so the receiver can switch without dropping any."""
-    endpoint = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
+    endpoint = (
+        WebhookEndpoint.objects.for_partner(endpoint.partner)
+        .select_for_update()
+        .get(pk=endpoint.pk)
+    )
     now = timezone.now()
     secret = _new_secret()
     endpoint.previous_secret = endpoint.secret
@@ -163,7 +167,11 @@ def endpoint_rotate_secret(*, endpoint, actor=None, credential=None, grace=SECRE
 def endpoint_set_active(*, endpoint, active, actor=None, credential=None):
     """Disable an endpoint (its waiting deliveries are given up: nothing more is sent to it) or
     enable it again (new events are delivered; old ones only when redelivered)."""
-    endpoint = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
+    endpoint = (
+        WebhookEndpoint.objects.for_partner(endpoint.partner)
+        .select_for_update()
+        .get(pk=endpoint.pk)
+    )
     if endpoint.active == active:
         return endpoint
     endpoint.active = active
@@ -179,7 +187,11 @@ def endpoint_set_active(*, endpoint, active, actor=None, credential=None):
 @transaction.atomic
 def endpoint_delete(*, endpoint, actor=None, credential=None):
     """Delete an endpoint with its delivery log; the audit trail keeps the fact."""
-    endpoint = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
+    endpoint = (
+        WebhookEndpoint.objects.for_partner(endpoint.partner)
+        .select_for_update()
+        .get(pk=endpoint.pk)
+    )
     _audit(endpoint, "webhook.deleted", actor, credential)
     endpoint.delete()
 
@@ -200,31 +212,31 @@ def _enqueue(delivery_ids, countdown=None):
         transaction.on_commit(enqueue(delivery_id), robust=True)
 
 
-def _jsonable(data):
+def jsonable(data):
+    """``data`` as JSON values (dates as ISO 8601), bounded in size."""
     payload = json.loads(json.dumps(data, cls=DjangoJSONEncoder))
     if len(json.dumps(payload)) > PAYLOAD_MAX_BYTES:
         raise ValueError(f"A webhook payload may not exceed {PAYLOAD_MAX_BYTES} bytes.")
     return payload
 
 
-def webhook_emit(*, partner, event_type, data, dedupe_key=None, ack_token="", records=()):
+def webhook_emit(*, partner, event_type, subject, dedupe_key=None, ack_token=""):
     """Store an event for ``partner`` and a delivery to each of its active endpoints that
     subscribe to ``event_type``; enqueue the deliveries after commit.
 
-    ``data`` must already be what the partner may see: callers project it through the
-    visibility decision (or, for consent notices, hold nothing but pseudonymous ids). This layer
-    never looks at records. ``dedupe_key`` makes the call idempotent per partner: the same key
-    returns the event stored the first time. ``ack_token``, when given, is sent along and a
-    receiver that answers with its signature in ``Clearinghouse-Ack`` acknowledges the event
-    (``partners.webhooks.signals.webhook_acknowledged``). ``records``: the refs of the records
-    whose data ``data`` holds — an attempt is made only while the partner may still see them.
+    ``subject`` says what the event is about (ids and refs, never the data): the data is built
+    from it at every attempt by the event type's builder (``payloads``), through the owning
+    layer's decision at that moment. This layer never looks at records. ``dedupe_key`` makes
+    the call idempotent per partner: the same key returns the event stored the first time.
+    ``ack_token``, when given, is sent along and a receiver that answers with its signature in
+    ``Clearinghouse-Ack`` acknowledges the event (``signals.webhook_acknowledged``).
 
     Returns the event, or None when nothing subscribes (or the partner is not active): then
     nothing is stored.
     """
     if event_type not in WebhookEventType.values:
         raise ValueError(f"Unknown webhook event type {event_type!r}.")
-    payload = _jsonable(data)
+    subject = jsonable(subject)
     with transaction.atomic():
         if dedupe_key:
             existing = (
@@ -245,10 +257,9 @@ def webhook_emit(*, partner, event_type, data, dedupe_key=None, ack_token="", re
                 event = WebhookEvent.objects.create(
                     partner=partner,
                     event_type=event_type,
-                    payload=payload,
+                    subject=subject,
                     ack_token=str(ack_token or ""),
                     dedupe_key=dedupe_key or "",
-                    records=sorted({str(ref) for ref in records}),
                 )
         except IntegrityError:
             return WebhookEvent.objects.for_partner(partner).get(dedupe_key=dedupe_key)
@@ -263,13 +274,17 @@ def webhook_emit(*, partner, event_type, data, dedupe_key=None, ack_token="", re
 @transaction.atomic
 def webhook_ping(*, endpoint, actor=None, credential=None):
     """Send a test event (type ``ping``) to this one endpoint. Returns its delivery."""
-    endpoint = WebhookEndpoint.objects.select_related("partner").get(pk=endpoint.pk)
+    endpoint = (
+        WebhookEndpoint.objects.for_partner(endpoint.partner)
+        .select_related("partner")
+        .get(pk=endpoint.pk)
+    )
     if not endpoint.active:
         raise ValidationError("The endpoint is disabled: enable it before testing it.")
     event = WebhookEvent.objects.create(
         partner=endpoint.partner,
         event_type=WEBHOOK_PING,
-        payload={"endpoint": str(endpoint.pk), "message": "A test event from Clearinghouse."},
+        subject={"endpoint": str(endpoint.pk), "message": "A test event from Clearinghouse."},
     )
     delivery = WebhookDelivery.objects.create(
         endpoint=endpoint, event=event, next_attempt_at=timezone.now()
@@ -282,9 +297,11 @@ def webhook_ping(*, endpoint, actor=None, credential=None):
 @transaction.atomic
 def delivery_redeliver(*, delivery, actor=None, credential=None):
     """Send a delivery again now. A waiting one is brought forward; a delivered or given-up one
-    starts a new round of attempts. The event and its body are the same as the first time."""
+    starts a new round of attempts. The event is the same as the first time; its data is built
+    again, as the partner may see it now."""
     delivery = (
-        WebhookDelivery.objects.select_for_update(of=("self",))
+        WebhookDelivery.objects.unscoped("locks again the delivery the caller holds")
+        .select_for_update(of=("self",))
         .select_related("endpoint__partner")
         .get(pk=delivery.pk)
     )
@@ -312,22 +329,18 @@ def delivery_redeliver(*, delivery, actor=None, credential=None):
 # --- delivering -------------------------------------------------------------------------------
 
 
-def delivery_body(event):
-    """The exact bytes posted (and signed) for an event; the same on every attempt."""
+def delivery_body(event, data):
+    """The exact bytes posted (and signed) for an event carrying ``data`` (built for this
+    attempt by ``payloads.event_data``)."""
     document = {
         "id": str(event.pk),
         "type": event.event_type,
         "created_at": event.created_at.isoformat().replace("+00:00", "Z"),
-        "data": event.payload,
+        "data": jsonable(data),
     }
     if event.ack_token:
         document["ack_token"] = event.ack_token
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def _records_visible(partner, refs):
-    """Whether ``partner`` may still see every record of ``refs`` (the core's decision)."""
-    return import_string(settings.WEBHOOK_RECORDS_VISIBLE)(partner=partner, refs=refs)
 
 
 def _claim(delivery_id):
@@ -336,7 +349,8 @@ def _claim(delivery_id):
     now = timezone.now()
     with transaction.atomic():
         delivery = (
-            WebhookDelivery.objects.select_for_update(skip_locked=True, of=("self",))
+            WebhookDelivery.objects.unscoped("the worker sends the delivery id it was given")
+            .select_for_update(skip_locked=True, of=("self",))
             .select_related("endpoint__partner", "event")
             .filter(pk=delivery_id, status__in=[Status.PENDING, Status.FAILED])
             .first()
@@ -353,13 +367,6 @@ def _claim(delivery_id):
             refusal = "The partner is not active."
         elif delivery.attempts >= MAX_ATTEMPTS:
             refusal = "No outcome was recorded for the last attempt."
-        elif delivery.event.records and not _records_visible(
-            endpoint.partner, delivery.event.records
-        ):
-            refusal = (
-                "Not sent: the data it holds is no longer shared with you (a consent was "
-                "withdrawn or an agreement changed)."
-            )
         if refusal:
             delivery.status = Status.GAVE_UP
             delivery.next_attempt_at = None
@@ -373,11 +380,25 @@ def _claim(delivery_id):
     return delivery
 
 
+NOT_SHARED = (
+    "Not sent: the data it holds is no longer shared with you (a consent was withdrawn or an "
+    "agreement changed)."
+)
+
+
+def _give_up(delivery, reason):
+    """A claimed delivery that will not be sent: nothing of it may be shown any more."""
+    WebhookDelivery.objects.unscoped("the worker gives up the delivery it claimed").filter(
+        pk=delivery.pk
+    ).update(status=Status.GAVE_UP, next_attempt_at=None, last_error=reason)
+
+
 def _record(delivery, *, answer=None, error="", refused=False, started, duration_ms):
     """Write the attempt and the delivery's new state; schedule the next attempt."""
     ok = answer is not None and 200 <= answer.status < 300
     with transaction.atomic():
-        current = WebhookDelivery.objects.select_for_update().filter(pk=delivery.pk).first()
+        claimed = WebhookDelivery.objects.unscoped("the worker records the delivery it claimed")
+        current = claimed.select_for_update().filter(pk=delivery.pk).first()
         if current is None:
             return None  # the endpoint was deleted while the attempt was under way
         WebhookAttempt.objects.create(
@@ -446,7 +467,11 @@ def webhook_deliver(*, delivery_id):
     endpoint, event = delivery.endpoint, delivery.event
     started = timezone.now()
     clock = time.monotonic()
-    body = delivery_body(event)
+    data = event_data(event, channel="webhook")  # through the decision, logged, for this attempt
+    if data is None:
+        _give_up(delivery, NOT_SHARED)
+        return Status.GAVE_UP
+    body = delivery_body(event, data)
     answer, error, refused = None, "", False
     try:
         dest = transport.destination(endpoint.url)
@@ -484,8 +509,7 @@ def webhooks_enqueue_due(*, limit=1000):
     from ..tasks import deliver_webhook
 
     due = list(
-        # Unscoped on purpose: the sweep works for every partner's deliveries.
-        WebhookDelivery.objects.unscoped()
+        WebhookDelivery.objects.unscoped("the sweep works for every partner's deliveries")
         .filter(
             status__in=[Status.PENDING, Status.FAILED],
             next_attempt_at__lte=timezone.now() - sweep_grace(),

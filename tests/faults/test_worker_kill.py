@@ -41,7 +41,7 @@ def _kill(worker):
 def _signals_snapshot():
     signals = sorted(
         (s.device.serial, s.rule_id, s.status, tuple(e["value"] for e in s.evidence))
-        for s in ServiceSignal.objects.unscoped().select_related("device")
+        for s in ServiceSignal.objects.unscoped("test setup").select_related("device")
     )
     prompts = sorted(
         (p.signal.device.serial, str(p.customer_id), str(p.retailer_id), p.text)
@@ -49,15 +49,15 @@ def _signals_snapshot():
     )
     requests = sorted(
         (r.serial, str(r.customer_id), r.payload["issue"], r.payload["proactive"])
-        for r in InteractionRecord.objects.unscoped().filter(kind="service_request")
+        for r in InteractionRecord.objects.unscoped("test setup").filter(kind="service_request")
     )
     return signals, prompts, requests
 
 
 def _signals_reset():
     CustomerPrompt.objects.all().delete()
-    ServiceSignal.objects.unscoped().all().delete()
-    InteractionRecord.objects.unscoped().filter(kind="service_request").delete()
+    ServiceSignal.objects.unscoped("test setup").all().delete()
+    InteractionRecord.objects.unscoped("test setup").filter(kind="service_request").delete()
 
 
 def test_rule_evaluation_killed_mid_run_ends_like_an_uninterrupted_run(fleet, clean_readings):
@@ -95,28 +95,31 @@ def test_rule_evaluation_killed_mid_run_ends_like_an_uninterrupted_run(fleet, cl
         with celery_worker(**FAST_RESTORE) as first:
             evaluate_rules.delay(ids)
             wait_for(
-                ServiceSignal.objects.unscoped().exists,
+                ServiceSignal.objects.unscoped("test setup").exists,
                 what="the evaluation to open its first signals",
                 progress=worker_progress(first),
             )
             _kill(first)
-        opened = ServiceSignal.objects.unscoped().count()
+        opened = ServiceSignal.objects.unscoped("test setup").count()
         assert 0 < opened < DEVICES, "the kill must land in the middle of the evaluation"
         with celery_worker(**FAST_RESTORE) as second:
             wait_for(
                 lambda: (
-                    ServiceSignal.objects.unscoped().count() == DEVICES
+                    ServiceSignal.objects.unscoped("test setup").count() == DEVICES
                     and _signals_snapshot() == expected
                 ),
                 what="the redelivered evaluation to finish on the second worker",
                 progress={
-                    "signals": ServiceSignal.objects.unscoped().count,
+                    "signals": ServiceSignal.objects.unscoped("test setup").count,
                     **worker_progress(second),
                 },
             )
     assert _signals_snapshot() == expected
     # One live signal per device and rule, one service request and one prompt per cared-for one.
-    assert ServiceSignal.objects.unscoped().values("device_id").distinct().count() == DEVICES
+    assert (
+        ServiceSignal.objects.unscoped("test setup").values("device_id").distinct().count()
+        == DEVICES
+    )
 
 
 # --- webhook delivery -------------------------------------------------------------------------
@@ -133,22 +136,22 @@ def test_webhook_delivery_killed_mid_request_is_sent_again_and_logged_once(make_
         )
         app.control.purge()
         with celery_worker(**env) as first:
-            for n in range(events):
-                webhooks.webhook_emit(
-                    partner=partner, event_type="record.shared", data={"ref": f"R-{n}"}
-                )
+            for _ in range(events):  # test events: their data is their own
+                webhooks.webhook_ping(endpoint=issued.endpoint, actor=admin)
             wait_for(
                 lambda: receiver.arrivals >= 1,
                 what="the first delivery to arrive",
                 progress=worker_progress(first),
             )
             _kill(first)
-        assert not WebhookDelivery.objects.filter(status="succeeded").exists()
+        assert (
+            not WebhookDelivery.objects.unscoped("test setup").filter(status="succeeded").exists()
+        )
         receiver.delay = 0.2
         receiver.release()
 
         def succeeded():
-            return WebhookDelivery.objects.filter(status="succeeded").count()
+            return WebhookDelivery.objects.unscoped("test setup").filter(status="succeeded").count()
 
         with celery_worker(**env):
             # The beat's minute sweep, run more often: it sends what the dead worker held. Sent
@@ -166,17 +169,21 @@ def test_webhook_delivery_killed_mid_request_is_sent_again_and_logged_once(make_
                 what="every delivery to succeed",
                 progress={
                     "succeeded": succeeded,
-                    "attempts": WebhookAttempt.objects.count,
+                    "attempts": WebhookAttempt.objects.unscoped("test setup").count,
                     "arrivals": lambda: receiver.arrivals,
                 },
                 interval=0.5,
             )
 
-    deliveries = {str(d.pk): d for d in WebhookDelivery.objects.select_related("event")}
+    deliveries = {
+        str(d.pk): d for d in WebhookDelivery.objects.unscoped("test setup").select_related("event")
+    }
     assert len(deliveries) == events
     for delivery_id, delivery in deliveries.items():
         # The delivery log ends with exactly one success per event and endpoint.
-        successes = WebhookAttempt.objects.filter(delivery_id=delivery_id, status_code=200)
+        successes = WebhookAttempt.objects.unscoped("test setup").filter(
+            delivery_id=delivery_id, status_code=200
+        )
         assert successes.count() == 1
         assert delivery.status == "succeeded" and delivery.next_attempt_at is None
     # The receiver may have seen the interrupted one twice (at least once), always with the same

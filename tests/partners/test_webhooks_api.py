@@ -39,13 +39,15 @@ def test_creating_an_endpoint_returns_its_secret_once(shop, api, receiver):
     assert body["secret"].startswith("whsec_")
     assert body["url"] == receiver.url and body["event_types"] == ["record.shared"]
     assert body["active"] is True and body["description"] == "ERP"
-    endpoint = WebhookEndpoint.objects.get()
+    endpoint = WebhookEndpoint.objects.unscoped("test setup").get()
     assert endpoint.partner == partner and endpoint.secret == body["secret"]
     listed = api(key).get("/api/v1/webhooks").json()["results"]
     detail = api(key).get(f"/api/v1/webhooks/{endpoint.pk}").json()
     assert [e["id"] for e in listed] == [str(endpoint.pk)]
     assert "secret" not in listed[0] and "secret" not in detail
-    event = PartnerEvent.objects.get(partner=partner, action="webhook.created")
+    event = PartnerEvent.objects.unscoped("test setup").get(
+        partner=partner, action="webhook.created"
+    )
     assert event.credential is not None and body["secret"] not in str(event.detail)
 
 
@@ -64,7 +66,7 @@ def test_bad_endpoints_are_validation_problems(shop, api, payload, field):
     body = assert_problem(api(key).post("/api/v1/webhooks", payload, format="json"), 400)
     assert body["type"].endswith("validation")
     assert field in [e["field"] for e in body["errors"]]
-    assert not WebhookEndpoint.objects.exists()
+    assert not WebhookEndpoint.objects.unscoped("test setup").exists()
 
 
 def test_http_endpoints_are_refused_in_production(shop, api, settings):
@@ -88,10 +90,13 @@ def test_deleting_an_endpoint_removes_it_and_its_log(
     partner, _, key = shop
     endpoint_id = create(api, key, receiver.url).json()["id"]
     with django_capture_on_commit_callbacks(execute=True):
-        webhooks.webhook_emit(partner=partner, event_type="record.shared", data={"ref": "R"})
+        webhooks.webhook_emit(partner=partner, event_type="record.shared", subject={"ref": "R"})
     response = api(key).delete(f"/api/v1/webhooks/{endpoint_id}")
     assert response.status_code == 204
-    assert not WebhookEndpoint.objects.exists() and not WebhookDelivery.objects.exists()
+    assert (
+        not WebhookEndpoint.objects.unscoped("test setup").exists()
+        and not WebhookDelivery.objects.unscoped("test setup").exists()
+    )
     assert_problem(api(key).get(f"/api/v1/webhooks/{endpoint_id}"), 404)
 
 
@@ -154,9 +159,9 @@ def test_another_partners_endpoints_and_deliveries_are_404(
     endpoint_id = create(api, stranger_key, receiver.url).json()["id"]
     with django_capture_on_commit_callbacks(execute=True):
         webhooks.webhook_emit(
-            partner=stranger_partner, event_type="record.shared", data={"ref": "R"}
+            partner=stranger_partner, event_type="record.shared", subject={"ref": "R"}
         )
-    delivery_id = WebhookDelivery.objects.get().pk
+    delivery_id = WebhookDelivery.objects.unscoped("test setup").get().pk
     missing = uuid.uuid4()
     for path in [f"/api/v1/webhooks/{endpoint_id}", f"/api/v1/webhooks/{missing}"]:
         assert_problem(api(key).get(path), 404)
@@ -171,7 +176,7 @@ def test_another_partners_endpoints_and_deliveries_are_404(
         assert_problem(api(key).post(f"{path}/redeliver"), 404)
     assert api(key).get("/api/v1/webhooks").json()["results"] == []
     assert api(key).get("/api/v1/webhook-deliveries").json()["results"] == []
-    assert WebhookEndpoint.objects.filter(pk=endpoint_id).exists()
+    assert WebhookEndpoint.objects.unscoped("test setup").filter(pk=endpoint_id).exists()
     assert len(receiver.requests) == 1
 
 

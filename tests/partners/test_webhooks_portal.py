@@ -32,7 +32,7 @@ def test_an_admin_registers_an_endpoint_and_sees_the_secret_once(shop, client, r
         {"url": receiver.url, "description": "ERP", "event_types": ["record.shared"]},
     )
     assert response.status_code == 200 and response["Cache-Control"] == "no-store"
-    endpoint = WebhookEndpoint.objects.get()
+    endpoint = WebhookEndpoint.objects.unscoped("test setup").get()
     assert secret_on(response.content.decode()) == endpoint.secret
     for url in ["/portal/webhooks/", f"/portal/webhooks/{endpoint.pk}/"]:
         page = client.get(url).content.decode()
@@ -52,7 +52,7 @@ def test_a_bad_endpoint_is_a_form_error(shop, client, data, field):
     client.force_login(admin)
     response = client.post("/portal/webhooks/new/", data)
     assert response.status_code == 200 and field in response.context["form"].errors
-    assert not WebhookEndpoint.objects.exists()
+    assert not WebhookEndpoint.objects.unscoped("test setup").exists()
 
 
 def test_plain_http_is_a_form_error_outside_development(shop, client, settings):
@@ -106,8 +106,8 @@ def test_redelivery_from_the_delivery_page(
     )
     receiver.fail_first(1, status=500)
     with django_capture_on_commit_callbacks(execute=True):
-        webhooks.webhook_emit(partner=partner, event_type="record.shared", data={"ref": "R-7"})
-    delivery = WebhookDelivery.objects.get()
+        webhooks.webhook_emit(partner=partner, event_type="record.shared", subject={"ref": "R-7"})
+    delivery = WebhookDelivery.objects.unscoped("test setup").get()
     client.force_login(admin)
     page = client.get(f"/portal/webhooks/deliveries/{delivery.pk}/").content.decode()
     assert "HTTP 500" in page and "Failed, will retry" in page and "R-7" in page
@@ -130,8 +130,8 @@ def test_analysts_and_viewers_read_but_do_not_act(
         partner=partner, url=receiver.url, event_types=["record.shared"], actor=admin
     ).endpoint
     with django_capture_on_commit_callbacks(execute=True):
-        webhooks.webhook_emit(partner=partner, event_type="record.shared", data={"ref": "R"})
-    delivery = WebhookDelivery.objects.get()
+        webhooks.webhook_emit(partner=partner, event_type="record.shared", subject={"ref": "R"})
+    delivery = WebhookDelivery.objects.unscoped("test setup").get()
     client.force_login(add_staff(partner, role, admin))
     for url in [
         "/portal/webhooks/",
@@ -157,8 +157,8 @@ def test_another_partners_endpoints_and_deliveries_are_404(
         partner=stranger, url=receiver.url, event_types=["record.shared"], actor=stranger_admin
     ).endpoint
     with django_capture_on_commit_callbacks(execute=True):
-        webhooks.webhook_emit(partner=stranger, event_type="record.shared", data={"ref": "R"})
-    delivery = WebhookDelivery.objects.get()
+        webhooks.webhook_emit(partner=stranger, event_type="record.shared", subject={"ref": "R"})
+    delivery = WebhookDelivery.objects.unscoped("test setup").get()
     client.force_login(admin)
     for pk in [endpoint.pk, uuid.uuid4()]:
         assert client.get(f"/portal/webhooks/{pk}/").status_code == 404

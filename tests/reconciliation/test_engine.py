@@ -25,7 +25,11 @@ from .conftest import ALL, WIDE, agree, give_consents, put, run
 
 
 def kinds(status="open"):
-    return sorted(Discrepancy.objects.filter(status=status).values_list("kind", flat=True))
+    return sorted(
+        Discrepancy.objects.unscoped("test setup")
+        .filter(status=status)
+        .values_list("kind", flat=True)
+    )
 
 
 def test_sale_and_registration_link_and_agree(world):
@@ -64,7 +68,9 @@ def test_a_registration_by_another_customer_is_not_the_sales(world):
         ("S-2", "W-2")
     ]
     assert r.counts["links_created"] == 1
-    assert sorted(Discrepancy.objects.values_list("kind", "retailer_id", "serial")) == [
+    assert sorted(
+        Discrepancy.objects.unscoped("test setup").values_list("kind", "retailer_id", "serial")
+    ) == [
         ("registration_without_sale", None, "SN-1"),
         ("sale_without_registration", world.shop.pk, "SN-1"),
     ]
@@ -95,7 +101,7 @@ def _a_late_registration_and_a_missing_one(world):
 def test_date_mismatch_and_missing_registration(world):
     _a_late_registration_and_a_missing_one(world)
     assert kinds() == ["registration_date_mismatch", "sale_without_registration"]
-    mismatch = Discrepancy.objects.get(kind="registration_date_mismatch")
+    mismatch = Discrepancy.objects.unscoped("test setup").get(kind="registration_date_mismatch")
     assert mismatch.detail["days_apart"] == 40 and mismatch.retailer == world.shop
 
 
@@ -119,7 +125,9 @@ def test_registration_and_claim_without_any_sale_go_to_the_makers_queue_only(wor
     give_consents(world)
     run(world)
     assert kinds() == ["claim_without_sale", "registration_without_sale"]
-    assert set(Discrepancy.objects.values_list("retailer", flat=True)) == {None}
+    assert set(Discrepancy.objects.unscoped("test setup").values_list("retailer", flat=True)) == {
+        None
+    }
     assert discrepancies_visible(partner=world.shop).count() == 0
     assert discrepancies_visible(partner=world.maker).count() == 2
 
@@ -156,7 +164,9 @@ def test_a_claim_is_measured_against_the_product_models_terms_without_a_registra
     give_consents(world)
 
     def outside():
-        found = Discrepancy.objects.filter(kind="claim_outside_warranty", status="open")
+        found = Discrepancy.objects.unscoped("test setup").filter(
+            kind="claim_outside_warranty", status="open"
+        )
         return [(d.detail["warranty_months"], d.detail["warranty_from"]) for d in found]
 
     run(world)
@@ -172,7 +182,11 @@ def test_a_claim_is_measured_against_the_product_models_terms_without_a_registra
     )
     run(world)
     assert outside() == []
-    assert Discrepancy.objects.filter(kind="claim_outside_warranty", status="resolved").exists()
+    assert (
+        Discrepancy.objects.unscoped("test setup")
+        .filter(kind="claim_outside_warranty", status="resolved")
+        .exists()
+    )
     with pytest.raises(ValidationError, match="Only a manufacturer"):
         warranty_terms_set(
             manufacturer=world.shop, gtin=GTIN, model_name="Dishwasher", warranty_months=12
@@ -186,7 +200,7 @@ def test_a_claim_is_measured_against_the_product_models_terms_without_a_registra
 def test_a_finding_shows_each_party_only_the_fields_its_clauses_share(world):
     """Invariant 3 through a discrepancy: the retailer is not shared the registration's
     purchase date, nor the manufacturer the sale's product."""
-    from clearinghouse.reconciliation.notify import _payload
+    from clearinghouse.reconciliation.notify import discrepancy_data
     from clearinghouse.reconciliation.selectors import discrepancies_shown
 
     narrow = [
@@ -218,9 +232,14 @@ def test_a_finding_shows_each_party_only_the_fields_its_clauses_share(world):
     }
     (hidden,) = discrepancies_shown(
         partner=world.maker,
-        discrepancies=Discrepancy.objects.filter(kind="sale_without_registration"),
+        discrepancies=Discrepancy.objects.unscoped("test setup").filter(
+            kind="sale_without_registration"
+        ),
     )
-    assert _payload(world.maker, hidden)[0]["product"] is None
+    data = discrepancy_data(
+        partner=world.maker, subject={"discrepancy": str(hidden.pk)}, channel="test"
+    )
+    assert data["product"] is None
     # Nor does a filter by serial find it.
     from clearinghouse.reconciliation.selectors import with_unit_shown
 
@@ -283,7 +302,7 @@ def test_a_service_case_is_its_latest_request_per_party(world):
     put(world.maker, completion("K-1", "CASE-1", 35), completion("K-3", "CASE-3", 30, "SN-3"))
     give_consents(world)
     run(world)
-    found = Discrepancy.objects.filter(status="open")
+    found = Discrepancy.objects.unscoped("test setup").filter(status="open")
     assert sorted((d.kind, d.serial, d.detail.get("other_side")) for d in found) == [
         ("service_overdue", "SN-2", None),
         ("service_status_conflict", "SN-1", "open"),
@@ -296,9 +315,9 @@ def test_a_service_case_is_its_latest_request_per_party(world):
         request("R-2b", "CASE-2", 10, "closed", serial="SN-2"),
     )
     run(world)
-    assert [(d.kind, d.serial) for d in Discrepancy.objects.filter(status="open")] == [
-        ("service_status_conflict", "SN-3")
-    ]
+    assert [
+        (d.kind, d.serial) for d in Discrepancy.objects.unscoped("test setup").filter(status="open")
+    ] == [("service_status_conflict", "SN-3")]
 
 
 def test_a_case_completed_by_the_same_party_that_left_it_open_is_no_conflict(world):
@@ -386,7 +405,7 @@ def test_the_makers_points_for_a_unit_the_shop_took_back_are_to_be_reversed(worl
     )
     give_consents(world)
     run(world)
-    (found,) = Discrepancy.objects.filter(status="open")
+    (found,) = Discrepancy.objects.unscoped("test setup").filter(status="open")
     assert found.kind == "accrual_not_reversed" and found.retailer == world.shop
     assert sorted(found.evidence.values_list("role", flat=True)) == ["accrual", "return"]
     put(world.maker, points("MA-2", 10, -100))
@@ -458,7 +477,7 @@ def test_nothing_is_reconciled_without_consent_and_nothing_leaks(world):
     give_consents(world)
     run(world, full=True)
     assert kinds() == ["sale_without_registration"]
-    grant = ConsentGrant.objects.get(grantee=world.maker, purpose="warranty")
+    grant = ConsentGrant.objects.unscoped("test setup").get(grantee=world.maker, purpose="warranty")
     consent_services.consent_revoke(grant=grant)
     # The queue is read through visibility: the maker no longer sees the finding at all.
     assert discrepancies_visible(partner=world.maker).count() == 0
@@ -477,7 +496,7 @@ def test_runs_are_incremental_and_resolve_what_now_agrees(world):
     second = run(world)
     assert "units_rechecked" in second.counts and second.counts["auto_resolved"] == 1  # incremental
     assert kinds() == [] and kinds("resolved") == ["sale_without_registration"]
-    note = Discrepancy.objects.get().notes.last()
+    note = Discrepancy.objects.unscoped("test setup").get().notes.last()
     assert note.action == "auto_resolved"
 
 
@@ -491,13 +510,13 @@ def test_running_twice_changes_nothing(world):
     give_consents(world)
     run(world)
     snapshot = (
-        sorted(Discrepancy.objects.values_list("key", "status")),
+        sorted(Discrepancy.objects.unscoped("test setup").values_list("key", "status")),
         RecordLink.objects.count(),
     )
     run(world, full=True)
     run(world)
     assert (
-        sorted(Discrepancy.objects.values_list("key", "status")),
+        sorted(Discrepancy.objects.unscoped("test setup").values_list("key", "status")),
         RecordLink.objects.count(),
     ) == snapshot
 
@@ -508,7 +527,7 @@ def test_dismissed_findings_stay_dismissed(world):
     put(world.shop, sale("S-1", occurred_at=world.days(100)))
     give_consents(world)
     run(world)
-    d = Discrepancy.objects.get()
+    d = Discrepancy.objects.unscoped("test setup").get()
     discrepancy_transition(
         discrepancy=d,
         action="dismiss",
@@ -535,7 +554,7 @@ def test_a_busy_pair_is_skipped(world):
         )
         busy = reconcile_pair(manufacturer=world.maker, retailer=world.shop, trigger="test")
         other.rollback()
-    assert busy.status == "skipped" and not Discrepancy.objects.exists()
+    assert busy.status == "skipped" and not Discrepancy.objects.unscoped("test setup").exists()
     assert run(world).counts["opened"] == 1
 
 
@@ -544,7 +563,7 @@ def test_runs_are_recorded_with_counts_and_durations(world):
     give_consents(world)
     r = run(world, trigger="manual")
     assert r.duration_ms is not None and r.counts["opened"] == 1
-    assert ReconciliationRun.objects.filter(status="done").count() == 1
+    assert ReconciliationRun.objects.unscoped("test setup").filter(status="done").count() == 1
 
 
 def test_unit_key_uses_gtin14():
@@ -557,7 +576,11 @@ def _results():
 
     assert PairState.objects.exists()
     return (
-        sorted(Discrepancy.objects.filter(status="open").values_list("kind", "key")),
+        sorted(
+            Discrepancy.objects.unscoped("test setup")
+            .filter(status="open")
+            .values_list("kind", "key")
+        ),
         sorted(
             DiscrepancyEvidence.objects.filter(discrepancy__status="open").values_list(
                 "discrepancy__key", "record_id", "role"
@@ -649,9 +672,11 @@ def test_a_sequence_of_incremental_runs_ends_where_one_full_run_does(world):
         "double_credit",
         "redemption_exceeds_balance",
     }
-    assert Discrepancy.objects.filter(status="resolved").exists()  # e.g. the registration's sale
+    assert (
+        Discrepancy.objects.unscoped("test setup").filter(status="resolved").exists()
+    )  # e.g. the registration's sale
 
-    Discrepancy.objects.all().delete()
+    Discrepancy.objects.unscoped("test setup").all().delete()
     RecordLink.objects.all().delete()
     PairState.objects.all().delete()
     assert run(world, full=True).from_record == 0
@@ -660,7 +685,9 @@ def test_a_sequence_of_incremental_runs_ends_where_one_full_run_does(world):
 
 def _consented_long_ago():
     """Date the grants back beyond the window in which runs look again at consent changes."""
-    ConsentGrant.objects.update(granted_at=F("granted_at") - CHANGE_OVERLAP * 2)
+    ConsentGrant.objects.unscoped("test setup").update(
+        granted_at=F("granted_at") - CHANGE_OVERLAP * 2
+    )
 
 
 def test_the_overlap_reads_again_only_what_the_last_run_could_not_see(world):
@@ -713,7 +740,9 @@ def _an_unregistered_sale_reconciled_twice(world):
 def test_a_withdrawn_consent_resolves_what_only_its_records_showed(world):
     _an_unregistered_sale_reconciled_twice(world)
     consent_services.consent_revoke(
-        grant=ConsentGrant.objects.get(grantee=world.maker, purpose="warranty")
+        grant=ConsentGrant.objects.unscoped("test setup").get(
+            grantee=world.maker, purpose="warranty"
+        )
     )
     third = run(world)
     assert "units_rechecked" in third.counts and third.counts["auto_resolved"] == 1
@@ -768,7 +797,11 @@ def _erase_then_run(world, customer, how):
 
 def _names_no_erased_customer():
     """No finding, whatever its status, names a customer who is erased."""
-    return not Discrepancy.objects.filter(customer__erased_at__isnull=False).exists()
+    return (
+        not Discrepancy.objects.unscoped("test setup")
+        .filter(customer__erased_at__isnull=False)
+        .exists()
+    )
 
 
 def _late(days=140):
@@ -795,7 +828,7 @@ def test_an_erasure_opens_no_finding_on_its_tombstones_and_resolves_what_was_ope
     run(world)
     assert kinds() == ["sale_without_registration", "sale_without_registration"]
     discrepancy_transition(
-        discrepancy=Discrepancy.objects.get(serial="SN-3"),
+        discrepancy=Discrepancy.objects.unscoped("test setup").get(serial="SN-3"),
         action="dismiss",
         partner=world.shop,
         reason="registered on paper",
@@ -814,14 +847,16 @@ def test_an_erasure_opens_no_finding_on_its_tombstones_and_resolves_what_was_ope
     assert kinds() == ["registration_date_mismatch"]
     assert kinds("resolved") == ["sale_without_registration"]
     alice = _customer()
-    assert Discrepancy.objects.filter(customer=alice).count() == 3  # open, resolved, dismissed
+    assert (
+        Discrepancy.objects.unscoped("test setup").filter(customer=alice).count() == 3
+    )  # open, resolved, dismissed
 
     after = _erase_then_run(world, alice, how)
     assert after.counts["opened"] == 0 and after.counts["auto_resolved"] == 1
     assert kinds() == []
     assert kinds("resolved") == ["registration_date_mismatch", "sale_without_registration"]
     assert kinds("dismissed") == ["sale_without_registration"]
-    assert not Discrepancy.objects.filter(customer=alice).exists()
+    assert not Discrepancy.objects.unscoped("test setup").filter(customer=alice).exists()
     assert _names_no_erased_customer()
     run(world, full=True)  # and the nightly run after it agrees
     assert kinds() == [] and _names_no_erased_customer()
@@ -844,8 +879,10 @@ def test_the_erasure_of_a_customer_who_never_consented_closes_the_makers_own_fin
     run(world)
     bob = _customer("bob@example.org")
     assert kinds() == ["claim_without_sale", "registration_without_sale"]
-    assert set(Discrepancy.objects.values_list("customer", flat=True)) == {bob.pk}
-    assert not ConsentGrant.objects.filter(customer=bob).exists()
+    assert set(Discrepancy.objects.unscoped("test setup").values_list("customer", flat=True)) == {
+        bob.pk
+    }
+    assert not ConsentGrant.objects.unscoped("test setup").filter(customer=bob).exists()
 
     after = _erase_then_run(world, bob, how)
     assert after.counts["opened"] == 0 and after.counts["auto_resolved"] == 2
@@ -853,7 +890,7 @@ def test_the_erasure_of_a_customer_who_never_consented_closes_the_makers_own_fin
         "claim_without_sale",
         "registration_without_sale",
     ]
-    assert not Discrepancy.objects.filter(customer=bob).exists()
+    assert not Discrepancy.objects.unscoped("test setup").filter(customer=bob).exists()
     assert _names_no_erased_customer()
 
 
@@ -929,7 +966,7 @@ def test_a_change_to_the_agreement_makes_the_next_run_a_full_one(world):
     give_consents(world)
     run(world)
     assert "units_rechecked" in run(world).counts  # incremental
-    agreement = SharingAgreement.objects.get()
+    agreement = SharingAgreement.objects.unscoped("test setup").get()
     agreement_suspend(agreement=agreement, partner=world.maker, actor=world.maker_admin)
     suspended = run(world)
     assert "units_rechecked" not in suspended.counts and suspended.counts["auto_resolved"] == 1
@@ -943,7 +980,7 @@ def test_a_run_opens_findings_without_a_note_each_and_the_history_starts_with_th
     put(world.shop, sale("S-1", occurred_at=world.days(100)))
     give_consents(world)
     run(world)
-    d = Discrepancy.objects.get()
+    d = Discrepancy.objects.unscoped("test setup").get()
     assert not DiscrepancyNote.objects.exists()  # no row per finding opened
     (opening,) = discrepancy_history(d)
     assert opening.action == "opened" and opening.created_at == d.opened_at
@@ -972,9 +1009,9 @@ def test_the_makers_own_findings_are_opened_once_across_its_retailers(world, mak
     for retailer in (world.shop, other, world.shop, other):
         result = reconcile_pair(manufacturer=world.maker, retailer=retailer, full=True)
         assert result.status == "done", result.error
-    found = Discrepancy.objects.values_list("kind", "serial", "retailer")
+    found = Discrepancy.objects.unscoped("test setup").values_list("kind", "serial", "retailer")
     assert list(found) == [("registration_without_sale", "SN-1", None)]
-    assert Discrepancy.objects.get().evidence.count() == 1
+    assert Discrepancy.objects.unscoped("test setup").get().evidence.count() == 1
     assert RecordLink.objects.filter(kind="sale_registration").count() == 1
 
 
@@ -990,12 +1027,12 @@ def test_the_nightly_round_forgets_erased_customers_of_pairs_that_no_longer_run(
     put(world.maker, registration("W-9", email="bob@example.org", occurred_at=world.days(90)))
     run(world)
     bob = _customer("bob@example.org")
-    assert Discrepancy.objects.filter(customer=bob).exists()
+    assert Discrepancy.objects.unscoped("test setup").filter(customer=bob).exists()
     agreement_terminate(agreement=world.agreement, partner=world.maker, actor=world.maker_admin)
     consent_services.customer_erase(customer=bob)
     reconcile_all(full=True)  # the erasure is not a day old: the pairs in force go first
-    assert Discrepancy.objects.filter(customer=bob).exists()
+    assert Discrepancy.objects.unscoped("test setup").filter(customer=bob).exists()
     Customer.objects.filter(pk=bob.pk).update(erased_at=timezone.now() - timedelta(days=2))
     reconcile_all(full=True)
-    assert not Discrepancy.objects.filter(customer=bob).exists()
+    assert not Discrepancy.objects.unscoped("test setup").filter(customer=bob).exists()
     assert _names_no_erased_customer()

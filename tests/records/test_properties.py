@@ -863,18 +863,20 @@ class Context:
     partner_refs: list
 
 
-def test_every_endpoint_shows_exactly_what_the_rules_allow(make_partner, issue_key, api, operator):
+def make_context(make_partner, issue_key, api, operator, scopes):
+    """The four partners, an admin of each with a portal session, and an API key of each with
+    ``scopes``: made once per test, shared by its examples."""
     partners, admins, keys, portals = [], [], [], []
     for i, name in enumerate(NAMES):
         kind = Partner.Kind.MANUFACTURER if is_maker(i) else Partner.Kind.RETAILER
         partner, admin = make_partner(kind=kind, name=name)
         partners.append(partner)
         admins.append(admin)
-        keys.append(issue_key(partner, admin, scopes=[Scope.RECORDS_READ, Scope.RECORDS_WRITE])[1])
+        keys.append(issue_key(partner, admin, scopes=scopes)[1])
         portal = Client()
         portal.force_login(admin)
         portals.append(portal)
-    ctx = Context(
+    return Context(
         operator=operator,
         partners=partners,
         admins=admins,
@@ -882,6 +884,11 @@ def test_every_endpoint_shows_exactly_what_the_rules_allow(make_partner, issue_k
         portal=portals,
         partner_refs=[{"name": p.name, "slug": p.slug, "kind": p.kind} for p in partners],
     )
+
+
+def test_every_endpoint_shows_exactly_what_the_rules_allow(make_partner, issue_key, api, operator):
+    scopes = [Scope.RECORDS_READ, Scope.RECORDS_WRITE]
+    ctx = make_context(make_partner, issue_key, api, operator, scopes)
     stats = {"examples": 0, "revocations": 0}
 
     @settings(

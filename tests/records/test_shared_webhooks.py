@@ -53,12 +53,13 @@ def test_the_maker_hears_of_the_sales_it_may_see(
 
     # The maker's own records are not announced to itself; the shop does not listen.
     ingest(pair.maker, capture, registration("W-1", email="alice@example.org"))
-    assert WebhookEvent.objects.count() == 1
+    assert WebhookEvent.objects.unscoped("test setup").count() == 1
 
 
 def test_an_event_is_not_sent_once_its_records_are_no_longer_shared(pair, receiver):
-    """The payload was projected when the record arrived; the consent is withdrawn before the
-    delivery's attempt (a retry, a redelivery): the attempt is not made."""
+    """The event names the record; the consent is withdrawn before the delivery's attempt (a
+    retry, a redelivery): the data is built at the attempt, nothing of it is shared any more,
+    and the attempt is not made."""
     from clearinghouse.records.announce import records_announce
     from clearinghouse.records.services import records_ingest
     from consent.models import ConsentGrant
@@ -72,12 +73,14 @@ def test_an_event_is_not_sent_once_its_records_are_no_longer_shared(pair, receiv
     (result,) = records_ingest(partner=pair.shop, rows=[sale("S-1")], max_rows=10)
     assert records_announce(submitter=pair.shop, refs=[result.ref]) == 1
     records_announce(submitter=pair.shop, refs=[result.ref])  # a replayed task
-    event = WebhookEvent.objects.get()
-    assert [str(ref) for ref in event.records] == [str(result.ref)]
-    delivery = WebhookDelivery.objects.get()
+    event = WebhookEvent.objects.unscoped("test setup").get()
+    assert event.subject["records"] == [str(result.ref)]  # what it is about, not the data
+    delivery = WebhookDelivery.objects.unscoped("test setup").get()
 
-    consent_services.consent_revoke(grant=ConsentGrant.objects.get(grantee=pair.maker))
-    assert webhooks.webhook_deliver(delivery_id=delivery.pk) is None
+    consent_services.consent_revoke(
+        grant=ConsentGrant.objects.unscoped("test setup").get(grantee=pair.maker)
+    )
+    assert webhooks.webhook_deliver(delivery_id=delivery.pk) == "gave_up"
     delivery.refresh_from_db()
     assert delivery.status == "gave_up" and "no longer shared" in delivery.last_error
     assert receiver.requests == []
@@ -100,7 +103,7 @@ def test_a_consent_given_announces_what_it_alone_lets_the_grantee_see(
         sale("S-2", email="bob@example.org", serial="SN-2"),
     )
     ingest(pair.maker, capture, registration("W-1", email="alice@example.org"))
-    assert WebhookEvent.objects.count() == 0
+    assert WebhookEvent.objects.unscoped("test setup").count() == 0
 
     with capture(execute=True):
         grant = consent(pair.maker, email="alice@example.org")
@@ -109,13 +112,13 @@ def test_a_consent_given_announces_what_it_alone_lets_the_grantee_see(
     assert data["recorded_by"] == pair.shop.slug and data["reason"] == "consent_given"
     (record,) = data["records"]  # Alice's sale; not Bob's, not the maker's own registration
     assert record["kind"] == "sale" and record["product"]["serial"] == "SN-1"
-    assert [str(ref) for ref in WebhookEvent.objects.get().records] == [record["ref"]]
+    assert WebhookEvent.objects.unscoped("test setup").get().subject["records"] == [record["ref"]]
 
     # A replayed task stores nothing twice.
     from clearinghouse.records.announce import records_announce_granted
 
     assert records_announce_granted(grant_id=grant.pk) == 1
-    assert WebhookEvent.objects.count() == 1
+    assert WebhookEvent.objects.unscoped("test setup").count() == 1
 
 
 def test_a_consent_that_adds_nothing_announces_nothing(
@@ -139,7 +142,9 @@ def test_a_consent_that_adds_nothing_announces_nothing(
     with capture(execute=True):
         first = consent(pair.maker, email="alice@example.org")
     ingest(pair.shop, capture, sale("S-1", email="alice@example.org"))
-    assert WebhookEvent.objects.filter(payload__reason="recorded").count() == 1
+    assert (
+        WebhookEvent.objects.unscoped("test setup").filter(subject__reason="recorded").count() == 1
+    )
 
     alice = customer_by_identifier(
         identity.parse_identifier(kind="email", value="alice@example.org")
@@ -154,8 +159,8 @@ def test_a_consent_that_adds_nothing_announces_nothing(
             expires_at=timezone.now() + timedelta(days=365),
         )
         consent(pair.maker, email="alice@example.org", purpose="loyalty")
-    assert WebhookEvent.objects.count() == 1
+    assert WebhookEvent.objects.unscoped("test setup").count() == 1
 
     consent_services.consent_revoke(grant=renewed)
     assert records_announce_granted(grant_id=renewed.pk) == 0
-    assert WebhookEvent.objects.count() == 1
+    assert WebhookEvent.objects.unscoped("test setup").count() == 1

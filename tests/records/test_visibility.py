@@ -18,10 +18,7 @@ from .conftest import REGISTRATION_TO_SHOP, SALE_TO_MAKER, consent, registration
 
 def seen(partner):
     visible = visibility.visible_records(partner=partner)
-    return {
-        r["ref"]: r
-        for r in visibility.read(visible.queryset.order_by("id"), visible, channel="test")
-    }
+    return {r["ref"]: r for r in visible.order_by("id").read(channel="test")}
 
 
 def ingest(partner, *rows):

@@ -9,7 +9,7 @@ def notice_for(partner):
     """The partner reads the records it may see (so it has received customers' data), then a
     customer withdraws a consent it received data under: the notice that withdrawal owes it."""
     visible = visibility.visible_records(partner=partner)
-    visibility.read(list(visible.queryset[:200]), visible, channel="api")
+    visible.read(channel="api", limit=200)
     for grant in ConsentGrant.objects.for_partner(partner).filter(revoked_at__isnull=True):
         services.consent_revoke(grant=grant)
         found = notices.notices_for_revocation(grant_id=grant.pk)

@@ -47,11 +47,12 @@ class _RecordReads:
     def page(self, request, visible, ordering=None, links=False):
         paginator = self.pagination_class()
         paginator.ordering = ordering or self.ordering
-        rows = paginator.paginate_queryset(visible.queryset, request, view=self)
-        data = visibility.read(rows, visible, channel="api", request_id=request_id(request))
+        data = visible.page(
+            paginator, request, view=self, channel="api", request_id=request_id(request)
+        )
         if links:
             whole = not (paginator.has_next or paginator.has_previous)
-            attach_links(rows, data, unit=None if whole else visible)
+            attach_links(data, unit=None if whole else visible)
         return paginator.get_paginated_response([represent(item) for item in data])
 
 
@@ -158,7 +159,7 @@ def _single_answer(request, result, partner):
         )
         return 400, PROBLEM_CONTENT_TYPE, orjson.dumps(body)
     visible = visibility.visible_records(partner=partner).filter(ref=result.ref)
-    record = visibility.read(visible.queryset, visible, channel="api")[0]
+    record = visible.first(channel="api")
     data = RecordSerializer(record).data
     return (201 if result.status == "created" else 200), "application/json", orjson.dumps(data)
 
@@ -178,14 +179,10 @@ class RecordDetailView(PartnerAPIView):
     @extend_schema(responses=RecordSerializer)
     def get(self, request, ref):
         visible = visibility.visible_records(partner=self.partner).filter(ref=ref)
-        rows = list(visible.queryset[:1])
-        if not rows:
+        record = visible.first(channel="api", request_id=request_id(request))
+        if record is None:
             raise exceptions.NotFound()
-        return Response(
-            RecordSerializer(
-                visibility.read(rows, visible, channel="api", request_id=request_id(request))[0]
-            ).data
-        )
+        return Response(RecordSerializer(record).data)
 
 
 class UnitTimelineView(_RecordReads, PartnerAPIView):
