@@ -1,4 +1,4 @@
-"""Reading request bodies (partners/api/bodies.py), in process: no database, no server.
+"""Reading request bodies (clearinghouse/common/api/bodies.py), in process: no database, no server.
 
 Figures (stdout): the time to read a 10,000-record JSON array and a 50,000-reading JSON array
 element by element (the bracket-counting splitter, each element parsed by orjson), the same
@@ -70,7 +70,7 @@ def main():
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     setup()
-    from partners.api.bodies import READ_CHUNK, array_elements, element, ndjson_lines
+    from clearinghouse.common.api.bodies import READ_CHUNK, array_elements, element, ndjson_lines
 
     def split(body):
         reader = io.BytesIO(body)

@@ -13,7 +13,7 @@ import ipaddress
 from django.conf import settings
 from django.http import HttpResponse
 
-from partners.api.problems import PROBLEM_CONTENT_TYPE, TITLES, problem_response
+from clearinghouse.common.api.problems import PROBLEM_CONTENT_TYPE, TITLES, problem_response
 
 
 def _serialise(policy):

@@ -1,6 +1,6 @@
 """A clear 503 while PostgreSQL or Redis is away, for the requests outside DRF.
 
-The API's exception handler (``partners.api.problems``) answers DRF views with a 503
+The API's exception handler (``clearinghouse.common.api.problems``) answers DRF views with a 503
 problem+json; this middleware does the same for every other view: problem+json under /api/, a
 plain HTML page elsewhere, both with Retry-After. Without it such a request would be a 500,
 which says "our bug" where the truth is "try again in a moment"."""
@@ -8,7 +8,7 @@ which says "our bug" where the truth is "try again in a moment"."""
 from django.http import HttpResponse
 from django.template import loader
 
-from partners.api.problems import (
+from clearinghouse.common.api.problems import (
     RETRY_AFTER_SECONDS,
     SERVICE_UNAVAILABLE_ERRORS,
     ServiceUnavailable,

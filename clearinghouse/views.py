@@ -12,7 +12,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
-from partners.api.problems import problem_response
+from clearinghouse.common.api.problems import problem_response
 
 
 def home(request):

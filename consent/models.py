@@ -45,7 +45,7 @@ class CustomerKey(models.Model):
     crypto-shredding step of erasure."""
 
     # References of this model and of CustomerSource, and Identifier.first_seen_by, are checked
-    # by statement triggers, not foreign keys (consent/references.py).
+    # by statement triggers, not foreign keys (clearinghouse/common/references.py).
     customer = models.OneToOneField(
         Customer,
         primary_key=True,

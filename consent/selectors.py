@@ -7,7 +7,7 @@ from django.db import connection
 from django.db.models import BooleanField, Expression, F, Q
 from django.utils import timezone
 
-from partners.sql import columns, take
+from clearinghouse.common.sql import columns, take
 
 from .catalogue import CATEGORIES, PURPOSES
 from .models import (

@@ -18,6 +18,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 
+from clearinghouse.common.staging import insert_rows, row_source
 from partners.models import Partner
 
 from . import identity, notices, receipts
@@ -36,7 +37,6 @@ from .models import (
 )
 from .selectors import identifier_match
 from .signals import consent_granted, consent_revoked, customer_erased, customer_erasing
-from .staging import insert_rows, row_source
 
 logger = logging.getLogger(__name__)
 

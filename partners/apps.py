@@ -6,4 +6,4 @@ class PartnersConfig(AppConfig):
     verbose_name = "Partners"
 
     def ready(self):
-        from .api import schema  # noqa: F401  (registers the OpenAPI auth schemes)
+        from .api import openapi  # noqa: F401  (registers the OpenAPI auth schemes)

@@ -17,6 +17,8 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
+from clearinghouse.common.sql import columns, take
+
 from .models import (
     ApiCredential,
     Invitation,
@@ -27,7 +29,6 @@ from .models import (
     Scope,
     User,
 )
-from .sql import columns, take
 
 KEY_PREFIX = "chk"
 

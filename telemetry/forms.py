@@ -2,7 +2,7 @@
 
 from django import forms
 
-from partners.api.bodies import BodyError, loads
+from clearinghouse.common.api.bodies import BodyError, loads
 
 from .models import ServiceRule
 
@@ -23,7 +23,7 @@ class RuleForm(forms.Form):
     )
 
     def clean_conditions(self):
-        """JSON within the bounds of every body (partners/api/bodies.py): 5,000 nested brackets
+        """JSON within the bounds of every body (clearinghouse/common/api/bodies.py): 5,000 nested brackets
         fit in the field and would exhaust the standard parser's recursion."""
         try:
             return loads(self.cleaned_data["conditions"].encode())

@@ -21,7 +21,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from psycopg.errors import UniqueViolation
 
-from partners.api.bodies import BadRow, parse_moment
+from clearinghouse.common.api.bodies import BadRow, parse_moment
 
 from .catalogue import METRICS
 from .models import Device

@@ -26,7 +26,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from rest_framework import serializers
 
-from partners.api.fields import StrictModelSerializer
+from clearinghouse.common.api.fields import StrictModelSerializer
 from partners.models import Membership, Partner, PartnerEvent, Role
 from partners.tenancy import PartnerScopedQuerySet, TenancyError, unscoped_block
 
@@ -550,7 +550,7 @@ REVIEWED = {
         "the service re-reads the status of both parties",
     ),
     (
-        "partners.api.fields",
+        "clearinghouse.common.api.fields",
         "_across_partners",
         "uniqueness holds across every partner's rows, like the constraint",
     ),

@@ -19,7 +19,9 @@ OPENED, UPDATED = "discrepancy.opened", "discrepancy.updated"
 @payload_builder(OPENED, UPDATED)
 def discrepancy_data(*, partner, subject, channel, request_id=""):
     """The discrepancy an event names as ``partner`` sees it now, or None when it may not."""
-    found = discrepancies_visible(partner=partner).filter(pk__in=uuids([subject.get("discrepancy")]))
+    found = discrepancies_visible(partner=partner).filter(
+        pk__in=uuids([subject.get("discrepancy")])
+    )
     shown = discrepancies_shown(partner=partner, discrepancies=found)
     if not shown:
         return None

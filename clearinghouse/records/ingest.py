@@ -18,11 +18,11 @@ from django.core.exceptions import ValidationError
 from django.db import connection
 from django.utils import timezone
 
+from clearinghouse.common.api.bodies import parse_moment
+from clearinghouse.common.api.schema import SERIAL_PATTERN
+from clearinghouse.common.staging import row_source, stage_copy, stage_create
 from consent import identity
 from consent.services import customer_sources_touch, identities_resolve
-from consent.staging import row_source, stage_copy, stage_create
-from partners.api.bodies import parse_moment
-from partners.api.schema import SERIAL_PATTERN
 from partners.record_kinds import KINDS
 
 from .gtin import normalise_gtin

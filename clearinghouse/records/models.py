@@ -22,7 +22,7 @@ class InteractionRecord(PartnerScopedModel):
     id = models.BigAutoField(primary_key=True)
     ref = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     # No index of its own: the indexes below and the external id's unique key start with it.
-    # Both references are checked by statement triggers, not foreign keys (consent/references.py).
+    # Both references are checked by statement triggers, not foreign keys (clearinghouse/common/references.py).
     submitted_by = models.ForeignKey(
         Partner, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
     )

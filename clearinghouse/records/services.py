@@ -3,7 +3,7 @@
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from partners.api.bodies import BadRow
+from clearinghouse.common.api.bodies import BadRow
 
 from .csv_upload import MAX_BYTES
 from .ingest import BatchIngest

@@ -291,18 +291,18 @@ REST_FRAMEWORK = {
         "partners.api.authentication.StaffSessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["partners.api.permissions.IsActivePartner"],
-    "DEFAULT_THROTTLE_CLASSES": ["partners.api.throttling.CredentialRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["clearinghouse.common.api.throttling.CredentialRateThrottle"],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
-    # Bounded before parsing: size, depth, strings, numbers (partners/api/bodies.py).
-    "DEFAULT_PARSER_CLASSES": ["partners.api.bodies.BoundedJSONParser"],
-    "DEFAULT_PAGINATION_CLASS": "partners.api.pagination.CursorPagination",
+    # Bounded before parsing: size, depth, strings, numbers (clearinghouse/common/api/bodies.py).
+    "DEFAULT_PARSER_CLASSES": ["clearinghouse.common.api.bodies.BoundedJSONParser"],
+    "DEFAULT_PAGINATION_CLASS": "clearinghouse.common.api.pagination.CursorPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "partners.api.problems.problem_exception_handler",
+    "EXCEPTION_HANDLER": "clearinghouse.common.api.problems.problem_exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
 # Requests per minute per API credential (or per staff user on the browsable API).
@@ -327,10 +327,10 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
-    # Every error answer documented as problem+json (partners/api/schema.py).
+    # Every error answer documented as problem+json (clearinghouse/common/api/schema.py).
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "partners.api.schema.problem_responses",
+        "clearinghouse.common.api.schema.problem_responses",
     ],
 }
 

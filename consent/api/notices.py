@@ -8,9 +8,9 @@ from rest_framework import mixins, serializers
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from clearinghouse.common.api.fields import StrictCharField, StrictModelSerializer
+from clearinghouse.common.api.params import boolean_param
 from partners.api.base import PartnerScopedViewSet
-from partners.api.fields import StrictCharField, StrictModelSerializer
-from partners.api.params import boolean_param
 from partners.models import Scope
 
 from .. import notices

@@ -2,8 +2,8 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import OpenApiParameter, extend_schema_field
 from rest_framework import serializers
 
-from partners.api.fields import MomentField, StrictCharField, StrictSlugField
-from partners.api.schema import SHA256_PATTERN
+from clearinghouse.common.api.fields import MomentField, StrictCharField, StrictSlugField
+from clearinghouse.common.api.schema import SHA256_PATTERN
 
 from .. import identity
 from ..catalogue import CATEGORIES, PURPOSES

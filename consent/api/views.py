@@ -5,8 +5,8 @@ from rest_framework import exceptions, mixins, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from clearinghouse.common.api.problems import Conflict
 from partners.api.base import PartnerAPIView, PartnerScopedViewSet
-from partners.api.problems import Conflict
 from partners.models import Scope
 from partners.selectors import active_partner_by_slug
 

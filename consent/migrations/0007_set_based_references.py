@@ -1,5 +1,5 @@
 """Customer sources, customer keys and the partner that first sent an identifier: references
-checked once per statement (consent/references.py), not per row by a foreign key.
+checked once per statement (clearinghouse/common/references.py), not per row by a foreign key.
 
 An identifier's customer keeps its deferred foreign key: the identifier is written before its
 customer, so that a subject that lost a creation race never exists. Records use the same
@@ -9,7 +9,7 @@ triggers (records migration 0004).
 import django.db.models.deletion
 from django.db import migrations, models
 
-from consent.references import DROP_FUNCTIONS, FUNCTIONS, triggers
+from clearinghouse.common.references import DROP_FUNCTIONS, FUNCTIONS, triggers
 
 SOURCES = triggers(
     "consent_customersource",

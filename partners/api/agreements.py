@@ -4,10 +4,11 @@ proposed, countersigned, suspended and terminated by admins in the portal."""
 
 from rest_framework import mixins, serializers
 
+from clearinghouse.common.api.fields import StrictCharField, StrictModelSerializer
+
 from ..agreements import agreement_list
 from ..models import AgreementVersion, Partner, Scope, SharingAgreement
 from .base import PartnerScopedViewSet
-from .fields import StrictCharField, StrictModelSerializer
 
 
 class PartySerializer(StrictModelSerializer):

@@ -1,7 +1,8 @@
 from rest_framework import serializers
 
+from clearinghouse.common.api.fields import StrictCharField, StrictModelSerializer
+
 from ..models import ApiCredential, Partner
-from .fields import StrictCharField, StrictModelSerializer
 
 
 class PartnerSerializer(StrictModelSerializer):

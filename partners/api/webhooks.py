@@ -10,12 +10,13 @@ from rest_framework import exceptions, mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from clearinghouse.common.api.fields import MomentField, StrictCharField, StrictModelSerializer
+from clearinghouse.common.api.params import choice_param
+
 from .. import webhooks
 from ..models import Scope, WebhookDelivery, WebhookEndpoint, WebhookEventType
 from .authentication import request_actor
 from .base import PartnerScopedViewSet
-from .fields import MomentField, StrictCharField, StrictModelSerializer
-from .params import choice_param
 
 # Plain strings for statuses: an enum per serializer field named "status" would collide in the
 # schema with the other apps' (a drf-spectacular warning that fails ``check --deploy``).

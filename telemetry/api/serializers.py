@@ -3,7 +3,7 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from partners.api.fields import StrictCharField, StrictModelSerializer
+from clearinghouse.common.api.fields import StrictCharField, StrictModelSerializer
 
 from ..catalogue import METRICS
 from ..models import Device, ServiceRule, ServiceSignal

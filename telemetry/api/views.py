@@ -9,7 +9,10 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import exceptions
 from rest_framework.response import Response
 
-from clearinghouse.records.streams import (
+from clearinghouse.common.api.bodies import STREAMED, PayloadTooLarge
+from clearinghouse.common.api.pagination import CursorPagination
+from clearinghouse.common.api.params import choice_param
+from clearinghouse.common.streams import (
     JSON,
     NDJSON,
     HashingReader,
@@ -17,10 +20,8 @@ from clearinghouse.records.streams import (
     json_rows,
     ndjson_rows,
 )
+from clearinghouse.records.models import IdempotencyKey
 from partners.api.base import PartnerAPIView
-from partners.api.bodies import STREAMED, PayloadTooLarge
-from partners.api.pagination import CursorPagination
-from partners.api.params import choice_param
 from partners.models import Scope
 
 from .. import selectors, services
@@ -89,6 +90,7 @@ class ReadingsView(PartnerAPIView):
             return 200, "application/json", orjson.dumps(summary)
 
         status, ctype, body = idempotent(
+            store=IdempotencyKey,
             partner=partner,
             key=request.headers.get("Idempotency-Key"),
             reader=reader,

@@ -1,4 +1,4 @@
-"""References checked by statement triggers in place of foreign keys (consent/references.py):
+"""References checked by statement triggers in place of foreign keys (clearinghouse/common/references.py):
 every way of breaking one fails, including a delete racing an insert that has not committed yet.
 The checked references are read from the database's own triggers, so a table that adopts the
 triggers is covered here without a new test."""

@@ -8,13 +8,18 @@ from rest_framework import exceptions, mixins, serializers
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from clearinghouse.common.api.fields import (
+    GtinField,
+    MomentField,
+    StrictCharField,
+    StrictModelSerializer,
+)
+from clearinghouse.common.api.params import SERIAL_WHAT, choice_param, pattern_param
+from clearinghouse.common.api.problems import Conflict
+from clearinghouse.common.api.schema import SERIAL_PATTERN
 from clearinghouse.records.api.views import request_id
 from partners.api.authentication import request_actor
 from partners.api.base import PartnerAPIView, PartnerScopedViewSet
-from partners.api.fields import GtinField, MomentField, StrictCharField, StrictModelSerializer
-from partners.api.params import SERIAL_WHAT, choice_param, pattern_param
-from partners.api.problems import Conflict
-from partners.api.schema import SERIAL_PATTERN
 from partners.models import Scope
 
 from .. import selectors, services

@@ -4,10 +4,10 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from clearinghouse.common.api.fields import MomentField, StrictCharField
+from clearinghouse.common.api.schema import GTIN_SCHEMA, SERIAL_SCHEMA
 from clearinghouse.reconciliation.models import RecordLink
 from consent.api.serializers import IDENTIFIER_SCHEMA
-from partners.api.fields import MomentField, StrictCharField
-from partners.api.schema import GTIN_SCHEMA, SERIAL_SCHEMA
 from partners.record_kinds import KINDS, shareable_fields
 
 from ..ingest import EXTERNAL_ID_PATTERN

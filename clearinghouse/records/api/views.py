@@ -12,24 +12,37 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import exceptions
 from rest_framework.response import Response
 
+from clearinghouse.common.api.bodies import STREAMED, PayloadTooLarge
+from clearinghouse.common.api.pagination import CursorPagination
+from clearinghouse.common.api.params import SERIAL_WHAT, boolean_param, choice_param, pattern_param
+from clearinghouse.common.api.problems import PROBLEM_CONTENT_TYPE, problem
+from clearinghouse.common.api.schema import (
+    GTIN_PATTERN,
+    GTIN_SCHEMA,
+    SERIAL_PATTERN,
+    SHA256_PATTERN,
+)
+from clearinghouse.common.streams import (
+    JSON,
+    NDJSON,
+    HashingReader,
+    idempotent,
+    json_rows,
+    ndjson_rows,
+)
 from clearinghouse.reconciliation.selectors import attach_links
 from consent import identity
 from consent.api.serializers import IDENTIFIER_PARAMETERS
 from consent.selectors import customer_by_identifier
 from partners.api.base import PartnerAPIView
-from partners.api.bodies import STREAMED, PayloadTooLarge
-from partners.api.pagination import CursorPagination
-from partners.api.params import SERIAL_WHAT, boolean_param, choice_param, pattern_param
-from partners.api.problems import PROBLEM_CONTENT_TYPE, problem
-from partners.api.schema import GTIN_PATTERN, GTIN_SCHEMA, SERIAL_PATTERN, SHA256_PATTERN
 from partners.models import Scope
 from partners.record_kinds import KINDS
 
 from .. import visibility
 from ..gtin import normalise_gtin
 from ..ingest import BatchTooLarge
+from ..models import IdempotencyKey
 from ..services import records_ingest
-from ..streams import JSON, NDJSON, HashingReader, idempotent, json_rows, ndjson_rows
 from .schema import INGEST_REQUEST, BatchResultSerializer, RecordSerializer, represent
 
 
@@ -136,6 +149,7 @@ class RecordsView(_RecordReads, PartnerAPIView):
             return 200, "application/json", orjson.dumps(body)
 
         status, ctype, body = idempotent(
+            store=IdempotencyKey,
             partner=partner,
             key=request.headers.get("Idempotency-Key"),
             reader=reader,

@@ -1,5 +1,5 @@
 """A record's customer and partner are checked once per statement by the triggers of
-consent/references.py, not once per row by foreign keys.
+clearinghouse/common/references.py, not once per row by foreign keys.
 
 A batch of 10,000 records paid 20,000 foreign-key lookups and row locks at commit, and a
 retailer's and a manufacturer's concurrent batches about the same customers turned each of those
@@ -10,7 +10,7 @@ nor partners are deleted by the product (a customer's erasure leaves a tombstone
 import django.db.models.deletion
 from django.db import migrations, models
 
-from consent.references import triggers
+from clearinghouse.common.references import triggers
 
 REFERENCES = triggers(
     "records_interactionrecord",

@@ -1,5 +1,5 @@
 """Reading request bodies as streams: a JSON array element by element, NDJSON line by line (both
-bounded by ``partners.api.bodies``), and an Idempotency-Key store that replays the first answer
+bounded by ``clearinghouse.common.api.bodies``), and an Idempotency-Key store that replays the first answer
 to the same request."""
 
 import hashlib
@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from rest_framework import exceptions
 
-from partners.api.bodies import (
+from clearinghouse.common.api.bodies import (
     BLANK,
     ITEM_MAX_BYTES,
     READ_CHUNK,
@@ -19,8 +19,6 @@ from partners.api.bodies import (
     element,
     ndjson_lines,
 )
-
-from .models import IdempotencyKey
 
 JSON = "application/json"
 NDJSON = (
@@ -59,7 +57,7 @@ class HashingReader:
 
 def json_rows(reader):
     """(is_single, iterator of rows) for an application/json body: one object or an array.
-    A row is its value, or a ``BadRow`` when it breaks a bound of ``partners.api.bodies``."""
+    A row is its value, or a ``BadRow`` when it breaks a bound of ``clearinghouse.common.api.bodies``."""
     head = b""
     while not head:
         chunk = reader.read(READ_CHUNK)
@@ -110,8 +108,9 @@ def _check_key(key):
         raise exceptions.ValidationError({"Idempotency-Key": "must be 1-200 printable characters"})
 
 
-def idempotent(*, partner, key, reader, process, method, route):
-    """Run ``process()`` → (status, content_type, body) once per (partner, key).
+def idempotent(*, store, partner, key, reader, process, method, route):
+    """Run ``process()`` → (status, content_type, body) once per (partner, key), remembered in
+    ``store`` (a model with the fields of ``clearinghouse.records.models.IdempotencyKey``).
 
     A replay with the same key, to the same endpoint (``method`` and ``route``, the URL
     pattern), with the same body gets the stored answer and changes nothing; the same key with
@@ -128,7 +127,7 @@ def idempotent(*, partner, key, reader, process, method, route):
                 "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
                 [f"idem:{partner.pk}:{key}"],
             )
-        stored = IdempotencyKey.objects.filter(partner=partner, key=key).first()
+        stored = store.objects.filter(partner=partner, key=key).first()
         if stored is not None:
             if (stored.method, stored.route) != (method, route):
                 raise IdempotencyMismatch(
@@ -141,7 +140,7 @@ def idempotent(*, partner, key, reader, process, method, route):
             return stored.status_code, stored.content_type, zlib.decompress(bytes(stored.response))
         status, content_type, body = process()
         reader.drain()
-        IdempotencyKey.objects.create(
+        store.objects.create(
             partner=partner,
             key=key,
             method=method,

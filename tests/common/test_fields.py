@@ -1,6 +1,6 @@
 """Every serializer of the API takes only what it says it takes: its text fields refuse numbers
 and its date-time fields refuse a time without a zone or outside the calendar
-(partners/api/fields.py). The serializers are found, not listed: every subclass defined in the
+(clearinghouse/common/api/fields.py). The serializers are found, not listed: every subclass defined in the
 project's packages."""
 
 import importlib
@@ -9,7 +9,7 @@ import pkgutil
 import pytest
 from rest_framework import serializers
 
-from partners.api.fields import MomentField, StrictCharField, StrictText
+from clearinghouse.common.api.fields import MomentField, StrictCharField, StrictText
 
 PACKAGES = ("clearinghouse", "partners", "consent", "telemetry")
 

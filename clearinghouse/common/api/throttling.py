@@ -8,8 +8,6 @@ from django.conf import settings
 from django.core.cache import cache
 from rest_framework.throttling import BaseThrottle
 
-from .authentication import ApiClient
-
 logger = logging.getLogger(__name__)
 
 
@@ -20,9 +18,10 @@ class CredentialRateThrottle(BaseThrottle):
         user = request.user
         if user is None or not user.is_authenticated:
             return True
-        if isinstance(user, ApiClient):
-            ident = f"cred:{user.credential.pk}"
-            limit = user.credential.rate_limit_per_minute or settings.API_RATE_LIMIT_PER_MINUTE
+        credential = getattr(user, "credential", None)  # an API key's client
+        if credential is not None:
+            ident = f"cred:{credential.pk}"
+            limit = credential.rate_limit_per_minute or settings.API_RATE_LIMIT_PER_MINUTE
         else:
             ident = f"user:{user.pk}"
             limit = settings.API_RATE_LIMIT_PER_MINUTE

@@ -1,4 +1,4 @@
-"""The bounds of JSON bodies (partners/api/bodies.py): the array splitter agrees with a whole
+"""The bounds of JSON bodies (clearinghouse/common/api/bodies.py): the array splitter agrees with a whole
 parse for any body and any read size, nesting is refused in one pass, and every value a parser
 refuses is named."""
 
@@ -10,8 +10,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from partners.api import bodies
-from partners.api.bodies import BadRow, BodyError, PayloadTooLarge, array_elements, element
+from clearinghouse.common.api import bodies
+from clearinghouse.common.api.bodies import (
+    BadRow,
+    BodyError,
+    PayloadTooLarge,
+    array_elements,
+    element,
+)
 
 
 class Trickle(io.BytesIO):

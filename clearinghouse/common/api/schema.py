@@ -1,29 +1,5 @@
-"""OpenAPI: the Bearer key scheme (loaded by the app config), the problem document of every error,
-and the patterns of values that several endpoints take, so that each says the same as the code
-that checks it."""
-
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
-
-
-class ApiKeyScheme(OpenApiAuthenticationExtension):
-    target_class = "partners.api.authentication.ApiKeyAuthentication"
-    name = "ApiKey"
-
-    def get_security_definition(self, auto_schema):
-        return {
-            "type": "http",
-            "scheme": "bearer",
-            "bearerFormat": "chk_<prefix>_<secret>",
-            "description": "An API key created by a partner admin in the portal.",
-        }
-
-
-class StaffSessionScheme(OpenApiAuthenticationExtension):
-    target_class = "partners.api.authentication.StaffSessionAuthentication"
-    name = "StaffSession"
-
-    def get_security_definition(self, auto_schema):
-        return {"type": "apiKey", "in": "cookie", "name": "sessionid"}
+"""OpenAPI: the problem document of every error, and the patterns of values that several
+endpoints take, so that each says the same as the code that checks it."""
 
 
 # --- Errors -----------------------------------------------------------------------------------

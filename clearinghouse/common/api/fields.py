@@ -15,7 +15,6 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.validators import UniqueValidator
 
-from ..tenancy import PartnerScopedQuerySet
 from .bodies import parse_moment
 from .schema import GTIN_SCHEMA
 
@@ -105,6 +104,6 @@ class StrictModelSerializer(serializers.ModelSerializer):
 
 def _across_partners(queryset):
     rows = queryset.all()
-    if isinstance(rows, PartnerScopedQuerySet):
+    if hasattr(rows, "unscoped"):  # a partner-scoped queryset (``partners.tenancy``)
         return rows.unscoped("uniqueness holds across every partner's rows, like the constraint")
     return queryset

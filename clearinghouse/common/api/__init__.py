@@ -1,0 +1,1 @@
+"""API plumbing shared by every app's API (see ``clearinghouse.common``)."""
