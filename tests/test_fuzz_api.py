@@ -243,7 +243,9 @@ def object_pools(maker):
         "/api/v1/telemetry/rules/{id}/{action}": ids(telemetry_selectors.rule_list(partner=maker)),
         "/api/v1/telemetry/signals/{id}": ids(telemetry_selectors.signal_list(partner=maker)),
         "/api/v1/units/{gtin}/{serial}/timeline": [
-            {"gtin": r.gtin, "serial": r.serial} for r in records if r.gtin
+            {"gtin": r["product"]["gtin"], "serial": r["product"]["serial"]}
+            for r in records
+            if r.get("product")  # a counterpart's row has it only when a clause shares it
         ],
         "/api/v1/webhook-deliveries/{id}": ids(webhooks.delivery_list(partner=maker)),
         "/api/v1/webhooks/{id}": ids(webhooks.endpoint_list(partner=maker)),
