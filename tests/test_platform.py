@@ -1,6 +1,5 @@
 """The platform around the apps: health, production settings, error pages, architecture rules."""
 
-import ast
 import os
 import sys
 from pathlib import Path
@@ -95,44 +94,11 @@ def test_html_404_page_for_the_portal(db, client):
 
 # --- architecture ---------------------------------------------------------------------------
 
-LAYERS = ["partners", "consent", "clearinghouse_core", "telemetry"]  # lowest first
-
-
-def _layer_of(module):
-    top = module.split(".")[0]
-    if top == "clearinghouse":
-        parts = module.split(".")
-        config = {"settings", "urls", "celery", "wsgi", "asgi", "views", "management", "apps"}
-        if len(parts) == 1 or parts[1] in config:
-            return None  # project configuration may import anything
-        return "clearinghouse_core"
-    return top if top in LAYERS else None
+# The layering itself is read from every import in tests/test_layers.py.
 
 
 def _python_files(package):
     return [p for p in (ROOT / package).rglob("*.py") if "migrations" not in p.parts]
-
-
-@pytest.mark.parametrize("package", ["partners", "consent", "telemetry", "clearinghouse"])
-def test_lower_layers_never_import_higher_ones(package):
-    offenders = []
-    for path in _python_files(package):
-        module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
-        own = _layer_of(module)
-        if own is None:
-            continue
-        tree = ast.parse(path.read_text())
-        for node in ast.walk(tree):
-            names = []
-            if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                names = [node.module]
-            for name in names:
-                target = _layer_of(name)
-                if target and LAYERS.index(target) > LAYERS.index(own):
-                    offenders.append(f"{module} imports {name}")
-    assert not offenders, offenders
 
 
 def test_views_and_serializers_reach_partner_data_only_through_for_partner():
