@@ -52,11 +52,6 @@ CATCH_UP_WINDOW = timedelta(days=2)
 CATCH_UP_SETTLE = timedelta(minutes=5)
 
 
-def chase_pause(chase_count):
-    """How long after the previous contact the next reminder is due."""
-    return CHASE_PAUSES[min(chase_count, len(CHASE_PAUSES) - 1)]
-
-
 def acknowledge_url(notice_id):
     return f"{settings.SITE_URL.rstrip('/')}/api/v1/notices/{notice_id}/acknowledge"
 
