@@ -5,11 +5,14 @@ enqueues e-mail with ``transaction.on_commit`` so that nothing is sent for a cha
 back.
 """
 
+from __future__ import annotations
+
 import hashlib
 import hmac
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -33,7 +36,14 @@ from .models import (
 KEY_PREFIX = "chk"
 
 
-def partner_event_record(*, partner, action, actor=None, credential=None, **detail):
+def partner_event_record(
+    *,
+    partner: Partner,
+    action: str,
+    actor: User | None = None,
+    credential: ApiCredential | None = None,
+    **detail: object,
+) -> PartnerEvent:
     """Append one entry to the partner's audit trail."""
     return PartnerEvent.objects.create(
         partner=partner, action=action, actor=actor, credential=credential, detail=detail
@@ -51,7 +61,15 @@ def _unique_slug(name):
 
 
 @transaction.atomic
-def partner_register(*, name, kind, contact_email, admin_email, admin_password, admin_name=""):
+def partner_register(
+    *,
+    name: str,
+    kind: str,
+    contact_email: str,
+    admin_email: str,
+    admin_password: str,
+    admin_name: str = "",
+) -> tuple[Partner, User]:
     """Self-registration: a pending partner and its first admin. The operator approves later."""
     admin_email = User.objects.normalize_email(admin_email)
     if User.objects.filter(email=admin_email).exists():
@@ -96,12 +114,12 @@ def _partner_set_status(*, partner, status, actor, reason=""):
     return partner
 
 
-def partner_approve(*, partner, actor):
+def partner_approve(*, partner: Partner, actor: User | None) -> Partner:
     """Operator approval: the partner becomes active and its registrant is told by e-mail."""
     return _partner_set_status(partner=partner, status=Partner.Status.ACTIVE, actor=actor)
 
 
-def partner_suspend(*, partner, actor, reason=""):
+def partner_suspend(*, partner: Partner, actor: User | None, reason: str = "") -> Partner:
     """Operator suspension: from the next request on, the partner's staff and keys are refused."""
     return _partner_set_status(
         partner=partner, status=Partner.Status.SUSPENDED, actor=actor, reason=reason
@@ -112,7 +130,7 @@ def partner_suspend(*, partner, actor, reason=""):
 
 
 @transaction.atomic
-def staff_invite(*, partner, email, role, invited_by):
+def staff_invite(*, partner: Partner, email: str, role: str, invited_by: User) -> Invitation:
     """Invite a colleague by e-mail. One open invitation per address and partner."""
     email = User.objects.normalize_email(email)
     if role not in Role.values:
@@ -144,7 +162,7 @@ def staff_invite(*, partner, email, role, invited_by):
 
 
 @transaction.atomic
-def invitation_revoke(*, invitation, actor):
+def invitation_revoke(*, invitation: Invitation, actor: User | None) -> Invitation:
     """Withdraw an open invitation; its link stops working."""
     if invitation.accepted_at or invitation.revoked_at:
         return invitation
@@ -160,7 +178,7 @@ def invitation_revoke(*, invitation, actor):
 
 
 @transaction.atomic
-def invitation_accept(*, invitation, password, full_name=""):
+def invitation_accept(*, invitation: Invitation, password: str, full_name: str = "") -> User:
     """The invited person sets a password and joins the partner with the invited role."""
     invitation = (
         Invitation.objects.for_partner(invitation.partner).select_for_update().get(pk=invitation.pk)
@@ -193,7 +211,7 @@ def _ensure_an_admin_remains(membership):
 
 
 @transaction.atomic
-def membership_change_role(*, membership, role, actor):
+def membership_change_role(*, membership: Membership, role: str, actor: User | None) -> Membership:
     """Change a colleague's role; the last admin cannot be demoted."""
     if role not in Role.values:
         raise ValidationError({"role": "Unknown role."})
@@ -219,7 +237,7 @@ def membership_change_role(*, membership, role, actor):
 
 
 @transaction.atomic
-def membership_remove(*, membership, actor):
+def membership_remove(*, membership: Membership, actor: User | None) -> None:
     """Remove a colleague from the organisation; the account is deactivated with it."""
     membership = (
         Membership.objects.for_partner(membership.partner).select_for_update().get(pk=membership.pk)
@@ -248,7 +266,14 @@ class IssuedCredential:
 
 
 @transaction.atomic
-def credential_create(*, partner, name, scopes, created_by, expires_at=None):
+def credential_create(
+    *,
+    partner: Partner,
+    name: str,
+    scopes: Iterable[str],
+    created_by: User | None,
+    expires_at: datetime | None = None,
+) -> IssuedCredential:
     """Issue a new API key. Returns the credential and the key, which exists nowhere else."""
     scopes = sorted(set(scopes))
     unknown = set(scopes) - set(Scope.values)
@@ -290,7 +315,13 @@ def credential_create(*, partner, name, scopes, created_by, expires_at=None):
 
 
 @transaction.atomic
-def credential_revoke(*, credential, actor=None, by_credential=None, reason=""):
+def credential_revoke(
+    *,
+    credential: ApiCredential,
+    actor: User | None = None,
+    by_credential: ApiCredential | None = None,
+    reason: str = "",
+) -> ApiCredential:
     """Revoke a key for good. Revoking twice is harmless."""
     credential = (
         ApiCredential.objects.for_partner(credential.partner)
@@ -317,7 +348,7 @@ def credential_revoke(*, credential, actor=None, by_credential=None, reason=""):
 class CredentialRefused(Exception):
     """Why a presented key was refused. ``code`` is stable; ``message`` is for the caller."""
 
-    def __init__(self, code, message):
+    def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
@@ -343,7 +374,7 @@ def _credential_by_prefix(prefix):
     return credential
 
 
-def credential_authenticate(*, key):
+def credential_authenticate(*, key: str) -> ApiCredential:
     """Find the credential for a presented key, or raise ``CredentialRefused``.
 
     An unknown prefix and a wrong secret give the same answer. ``last_used_at`` is written at

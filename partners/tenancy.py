@@ -30,20 +30,29 @@ viewset and the portal's mixin call it for them, and an object outside the partn
 404 exactly like a missing one.
 """
 
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Self
 
 from django.db import models
 from django.db.models import Q
+from django.db.models.query import RawQuerySet
 from django.db.models.sql import Query
+
+if TYPE_CHECKING:
+    from .models import Partner
 
 
 class TenancyError(RuntimeError):
     """A partner-scoped query was attempted without a partner."""
 
 
-def require_partner(partner, asked):
+def require_partner(partner: Partner | None, asked: str) -> None:
     """Fail closed: ``asked`` (what was queried) needs a saved Partner."""
     if partner is None or getattr(partner, "pk", None) is None:
         raise TenancyError(f"{asked} queried without a partner")
@@ -62,7 +71,7 @@ def _require_reason(reason):
 class Scope:
     """How a query was scoped: to one partner, or to every partner for a stated reason."""
 
-    partner_id: object = None
+    partner_id: uuid.UUID | None = None
     reason: str = ""
 
 
@@ -75,7 +84,7 @@ _block_reason: ContextVar[str | None] = ContextVar("partner_tenancy_unscoped_blo
 
 
 @contextmanager
-def unscoped_block(reason):
+def unscoped_block(reason: str) -> Iterator[None]:
     """Let Django's own machinery, which builds querysets from the default manager where no
     partner is at hand, read every partner's rows inside the block. Say why in ``reason``."""
     _require_reason(reason)
@@ -93,7 +102,7 @@ class PartnerScopedQuery(Query):
 
     scope = _INSIDE_ANOTHER_QUERY
 
-    def resolve_expression(self, query, *args, **kwargs):
+    def resolve_expression(self, query: Query, *args: Any, **kwargs: Any) -> Query:
         _require_scope(self, "used as a subquery")
         return super().resolve_expression(query, *args, **kwargs)
 
@@ -115,13 +124,19 @@ def _require_scope(query, doing):
 class PartnerScopedQuerySet(models.QuerySet):
     """A queryset that runs only once it says how it is scoped (see the module docstring)."""
 
-    def __init__(self, model=None, query=None, using=None, hints=None):
+    def __init__(
+        self,
+        model: type[models.Model] | None = None,
+        query: Query | None = None,
+        using: str | None = None,
+        hints: dict[str, Any] | None = None,
+    ) -> None:
         if query is None:
             query = PartnerScopedQuery(model)
             query.scope = _scope_of_hints(hints)
         super().__init__(model=model, query=query, using=using, hints=hints)
 
-    def for_partner(self, partner):
+    def for_partner(self, partner: Partner) -> Self:
         require_partner(partner, self.model.__name__)
         # A row that belongs to two partners at once (an agreement, a discrepancy) names the
         # lookup to each party in ``tenant_paths``: both reach it, nobody else.
@@ -137,7 +152,7 @@ class PartnerScopedQuerySet(models.QuerySet):
         scoped.query.scope = Scope(partner_id=partner.pk)
         return scoped
 
-    def unscoped(self, reason):
+    def unscoped(self, reason: str) -> Self:
         """Every row, whatever partner owns it. ``reason`` says why that is right here."""
         _require_reason(reason)
         clone = self._chain()
@@ -145,7 +160,7 @@ class PartnerScopedQuerySet(models.QuerySet):
         return clone
 
     @property
-    def scope(self):
+    def scope(self) -> Scope | None:
         """How this queryset was scoped (a ``Scope``), or None if it was not."""
         return getattr(self.query, "scope", None)
 
@@ -164,45 +179,47 @@ class PartnerScopedQuerySet(models.QuerySet):
             self._require("read")
         super()._fetch_all()
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         if self._result_cache is None and self.scope is None and _block_reason.get() is None:
             return f"<{type(self).__name__} of {self.model.__name__}, not scoped to a partner>"
         return super().__repr__()
 
-    def iterator(self, chunk_size=None):
+    def iterator(self, chunk_size: int | None = None) -> Iterator[Any]:
         self._require("read")
         return super().iterator(chunk_size)
 
-    async def aiterator(self, chunk_size=2000):
+    async def aiterator(self, chunk_size: int = 2000) -> AsyncIterator[Any]:
         self._require("read")
         async for row in super().aiterator(chunk_size):
             yield row
 
-    def count(self):
+    def count(self) -> int:
         self._require("counted")
         return super().count()
 
-    def exists(self):
+    def exists(self) -> bool:
         self._require("read")
         return super().exists()
 
-    def aggregate(self, *args, **kwargs):
+    def aggregate(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         self._require("aggregated")
         return super().aggregate(*args, **kwargs)
 
-    def in_bulk(self, id_list=None, *, field_name="pk"):
+    def in_bulk(
+        self, id_list: Iterable[Any] | None = None, *, field_name: str = "pk"
+    ) -> dict[Any, models.Model]:
         self._require("read")
         return super().in_bulk(id_list, field_name=field_name)
 
-    def contains(self, obj):
+    def contains(self, obj: models.Model) -> bool:
         self._require("read")
         return super().contains(obj)
 
-    def explain(self, *, format=None, **options):
+    def explain(self, *, format: str | None = None, **options: Any) -> str:
         self._require("explained")
         return super().explain(format=format, **options)
 
-    def update(self, **kwargs):
+    def update(self, **kwargs: Any) -> int:
         self._require("updated")
         return super().update(**kwargs)
 
@@ -215,20 +232,26 @@ class PartnerScopedQuerySet(models.QuerySet):
     _update.alters_data = True
     _update.queryset_only = False
 
-    def delete(self):
+    def delete(self) -> tuple[int, dict[str, int]]:
         self._require("deleted")
         return super().delete()
 
     delete.alters_data = True
     delete.queryset_only = True
 
-    def raw(self, raw_query, params=(), translations=None, using=None):
+    def raw(
+        self,
+        raw_query: str,
+        params: Any = (),
+        translations: dict[str, str] | None = None,
+        using: str | None = None,
+    ) -> RawQuerySet:
         # Raw SQL ignores ``for_partner``'s filter: only a named unscoped read may run it.
         if (self.scope is None or self.scope.partner_id is not None) and not _block_reason.get():
             raise TenancyError(f"{self.model.__name__}.raw() needs unscoped(reason)")
         return super().raw(raw_query, params, translations, using)
 
-    def resolve_expression(self, *args, **kwargs):
+    def resolve_expression(self, *args: Any, **kwargs: Any) -> Query:
         self._require("used as a subquery")
         return super().resolve_expression(*args, **kwargs)
 
@@ -239,15 +262,15 @@ class PartnerScopedQuerySet(models.QuerySet):
             if isinstance(other, models.QuerySet):
                 _require_scope(other.query, how)
 
-    def __and__(self, other):
+    def __and__(self, other: models.QuerySet) -> Self:
         self._combined([other], "combined with &")
         return super().__and__(other)
 
-    def __or__(self, other):
+    def __or__(self, other: models.QuerySet) -> Self:
         self._combined([other], "combined with |")
         return super().__or__(other)
 
-    def __xor__(self, other):
+    def __xor__(self, other: models.QuerySet) -> Self:
         self._combined([other], "combined with ^")
         return super().__xor__(other)
 
@@ -283,10 +306,10 @@ class PartnerScopedModel(models.Model):
     # so the check reads across partners too; it learns only whether a clashing row exists,
     # which the database's own constraint would tell on insert anyway.
 
-    def validate_unique(self, exclude=None):
+    def validate_unique(self, exclude: Collection[str] | None = None) -> None:
         with unscoped_block("uniqueness holds across every partner's rows, like the constraint"):
             return super().validate_unique(exclude)
 
-    def validate_constraints(self, exclude=None):
+    def validate_constraints(self, exclude: Collection[str] | None = None) -> None:
         with unscoped_block("uniqueness holds across every partner's rows, like the constraint"):
             return super().validate_constraints(exclude)

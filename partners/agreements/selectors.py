@@ -6,12 +6,14 @@ database on every call (no cache), so a suspension, termination or countersignat
 very next read.
 """
 
+from __future__ import annotations
+
 import uuid
 from dataclasses import dataclass
 
 import orjson
 from django.db import connection
-from django.db.models import Prefetch, Q
+from django.db.models import Prefetch, Q, QuerySet
 
 from ..models import AgreementEvent, AgreementVersion, Partner, SharingAgreement
 from ..tenancy import require_partner
@@ -36,7 +38,7 @@ class SharingRule:
     counterpart_id: uuid.UUID  # the other party
     kind: str
     purpose: str
-    fields: frozenset  # shareable field names from the clause
+    fields: frozenset[str]  # shareable field names from the clause
 
 
 def _rules(partner, *, receiving):
@@ -78,19 +80,19 @@ def _rules(partner, *, receiving):
     return rules
 
 
-def rules_toward(*, partner) -> list[SharingRule]:
+def rules_toward(*, partner: Partner) -> list[SharingRule]:
     """Clauses of the ACTIVE version of every ACTIVE (not suspended/terminated) agreement of `partner`
     whose direction has the counterpart sharing WITH `partner`. Both parties must be active partners.
     Evaluated from the database on every call (no caching)."""
     return _rules(partner, receiving=True)
 
 
-def rules_from(*, partner) -> list[SharingRule]:
+def rules_from(*, partner: Partner) -> list[SharingRule]:
     """The same, for what `partner` shares with its counterparts (counterpart_id = the receiver)."""
     return _rules(partner, receiving=False)
 
 
-def agreement_list(*, partner):
+def agreement_list(*, partner: Partner) -> QuerySet[SharingAgreement]:
     """The partner's agreements (as either party), newest first, with both parties and every
     version loaded in a fixed number of queries."""
     return (
@@ -107,7 +109,7 @@ def agreement_list(*, partner):
     )
 
 
-def agreement_history(*, partner, agreement):
+def agreement_history(*, partner: Partner, agreement: SharingAgreement) -> QuerySet[AgreementEvent]:
     """Who did what to the agreement, and when, newest first."""
     return (
         AgreementEvent.objects.for_partner(partner)
@@ -116,7 +118,7 @@ def agreement_history(*, partner, agreement):
     )
 
 
-def agreement_counterparts(*, partner):
+def agreement_counterparts(*, partner: Partner) -> QuerySet[Partner]:
     """The partners this one may propose an agreement to: active, of the other kind, and without
     an agreement with it that is not terminated (that one is changed by proposing a version)."""
     other = (
@@ -140,7 +142,7 @@ def agreement_counterparts(*, partner):
     )
 
 
-def agreement_awaiting(*, partner):
+def agreement_awaiting(*, partner: Partner) -> int:
     """How many proposals wait for this partner's countersignature."""
     return (
         AgreementVersion.objects.for_partner(partner)
@@ -150,7 +152,7 @@ def agreement_awaiting(*, partner):
     )
 
 
-def pairs_in_force(*, partner=None):
+def pairs_in_force(*, partner: Partner | None = None) -> list[tuple[uuid.UUID, uuid.UUID]]:
     """(manufacturer id, retailer id) of every agreement in force between two active partners:
     the pairs the reconciliation workers run for; with ``partner``, only its own pairs."""
     agreements = SharingAgreement.objects.unscoped("the reconciliation scheduler runs every pair")

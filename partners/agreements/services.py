@@ -7,12 +7,23 @@ Activity page), all in one transaction. Anything refused raises ``ValidationErro
 nothing.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from ..models import AgreementEvent, AgreementVersion, Membership, Partner, SharingAgreement
+from ..models import (
+    AgreementEvent,
+    AgreementVersion,
+    Membership,
+    Partner,
+    SharingAgreement,
+    User,
+)
 from ..services import partner_event_record
 from .clauses import clauses_normalise
 
@@ -130,7 +141,15 @@ def _open_agreement(manufacturer, retailer, proposer, retry=True):
 
 
 @transaction.atomic
-def agreement_propose(*, proposer, counterpart, clauses, actor, note="", purchase_points="one"):
+def agreement_propose(
+    *,
+    proposer: Partner,
+    counterpart: Partner,
+    clauses: list[dict[str, Any]],
+    actor: User | None,
+    note: str = "",
+    purchase_points: str = "one",
+) -> AgreementVersion:
     """Propose terms to ``counterpart``: the clauses, and who credits loyalty points for a
     purchase (``AgreementVersion.PurchasePoints``). Without an agreement between the pair that
     is not terminated, this creates the agreement and its version 1 (not in force); otherwise a
@@ -213,7 +232,9 @@ def agreement_propose(*, proposer, counterpart, clauses, actor, note="", purchas
 
 
 @transaction.atomic
-def agreement_countersign(*, version, partner, actor):
+def agreement_countersign(
+    *, version: AgreementVersion, partner: Partner, actor: User | None
+) -> AgreementVersion:
     """The other party accepts a proposed version: it becomes the active version, the one it
     replaces is superseded, and the agreement is in force (a suspended agreement stays
     suspended, with the new terms ready for when it resumes). Returns the version."""
@@ -283,7 +304,9 @@ def _end_proposal(*, version, partner, actor, by_proposer, status, action, reaso
 
 
 @transaction.atomic
-def agreement_reject(*, version, partner, actor, reason=""):
+def agreement_reject(
+    *, version: AgreementVersion, partner: Partner, actor: User | None, reason: str = ""
+) -> AgreementVersion:
     """The other party declines a proposed version; the version in force (if any) stays."""
     return _end_proposal(
         version=version,
@@ -297,7 +320,9 @@ def agreement_reject(*, version, partner, actor, reason=""):
 
 
 @transaction.atomic
-def agreement_withdraw(*, version, partner, actor):
+def agreement_withdraw(
+    *, version: AgreementVersion, partner: Partner, actor: User | None
+) -> AgreementVersion:
     """The proposer takes back its proposed version; the version in force (if any) stays."""
     return _end_proposal(
         version=version,
@@ -318,7 +343,9 @@ def _acting(agreement, partner, actor):
 
 
 @transaction.atomic
-def agreement_suspend(*, agreement, partner, actor, reason=""):
+def agreement_suspend(
+    *, agreement: SharingAgreement, partner: Partner, actor: User | None, reason: str = ""
+) -> SharingAgreement:
     """Either party stops an agreement in force from applying, at once, until the same party
     resumes it. Returns the agreement."""
     reason = _clean_reason(reason)
@@ -344,7 +371,9 @@ def agreement_suspend(*, agreement, partner, actor, reason=""):
 
 
 @transaction.atomic
-def agreement_resume(*, agreement, partner, actor):
+def agreement_resume(
+    *, agreement: SharingAgreement, partner: Partner, actor: User | None
+) -> SharingAgreement:
     """The party that suspended an agreement puts it back in force (with its active version,
     which may have changed while it was suspended). Returns the agreement."""
     agreement, party = _acting(agreement, partner, actor)
@@ -366,7 +395,9 @@ def agreement_resume(*, agreement, partner, actor):
 
 
 @transaction.atomic
-def agreement_terminate(*, agreement, partner, actor, reason=""):
+def agreement_terminate(
+    *, agreement: SharingAgreement, partner: Partner, actor: User | None, reason: str = ""
+) -> SharingAgreement:
     """Either party ends the agreement for good: nothing is shared under it any more, a pending
     proposal is withdrawn, and the pair may start a new agreement. Returns the agreement."""
     reason = _clean_reason(reason)

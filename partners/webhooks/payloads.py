@@ -8,9 +8,11 @@ moment — projected, logged in the customer's access log, and gone once a conse
 or an agreement ends. An event type without a builder cannot be sent (fail closed).
 """
 
+from __future__ import annotations
+
 from collections.abc import Callable
 
-from ..models import WEBHOOK_PING, WebhookEventType
+from ..models import WEBHOOK_PING, WebhookEvent, WebhookEventType
 
 # builder(partner=, subject=, channel=, request_id=) -> the event's data, or None when the
 # partner may see none of it now.
@@ -22,7 +24,7 @@ class NoBuilder(LookupError):
     """An event type that nobody registered a payload builder for."""
 
 
-def payload_builder(*event_types: str):
+def payload_builder(*event_types: str) -> Callable[[Builder], Builder]:
     """Register the decorated function as the builder of ``event_types``."""
 
     def register(builder: Builder) -> Builder:
@@ -40,7 +42,7 @@ def registered() -> dict[str, Builder]:
     return dict(_BUILDERS)
 
 
-def event_data(event, *, channel: str, request_id: str = "") -> dict | None:
+def event_data(event: WebhookEvent, *, channel: str, request_id: str = "") -> dict | None:
     """The data ``event`` carries for its partner now, or None when nothing of it is shared
     any more. ``channel``: where it is shown (``webhook``, ``api``, ``portal``), for the
     access log."""

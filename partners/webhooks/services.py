@@ -9,12 +9,17 @@ Redis outage at commit, a lost worker, a retry too far ahead for a countdown), s
 lost; a delivery that arrives twice is sent once, because the second finds it claimed.
 """
 
+from __future__ import annotations
+
 import json
 import logging
 import secrets
 import time
+import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -24,7 +29,9 @@ from django.utils import timezone
 
 from ..models import (
     WEBHOOK_PING,
+    ApiCredential,
     Partner,
+    User,
     WebhookAttempt,
     WebhookDelivery,
     WebhookEndpoint,
@@ -53,7 +60,7 @@ SECRET_GRACE = timedelta(hours=24)
 PAYLOAD_MAX_BYTES = 256 * 1024
 
 
-def claim_lease():
+def claim_lease() -> timedelta:
     """How long a claimed delivery is left to the worker that claimed it
     (``WEBHOOK_CLAIM_LEASE_SECONDS``). Longer than the delivery task's hard time limit, so a
     live worker's attempt is never duplicated; a killed worker's delivery comes due again after
@@ -61,13 +68,13 @@ def claim_lease():
     return timedelta(seconds=settings.WEBHOOK_CLAIM_LEASE_SECONDS)
 
 
-def sweep_grace():
+def sweep_grace() -> timedelta:
     """How long the sweep leaves a delivery alone after it came due, because its own task is
     on the way (``WEBHOOK_SWEEP_GRACE_SECONDS``)."""
     return timedelta(seconds=settings.WEBHOOK_SWEEP_GRACE_SECONDS)
 
 
-def backoff(attempt):
+def backoff(attempt: int) -> timedelta:
     """How long to wait after the ``attempt``-th failed attempt (1-based)."""
     return timedelta(seconds=min(BACKOFF_BASE * 2 ** (max(attempt, 1) - 1), BACKOFF_CAP))
 
@@ -110,7 +117,15 @@ def _clean_event_types(event_types):
 
 
 @transaction.atomic
-def endpoint_create(*, partner, url, event_types, description="", actor=None, credential=None):
+def endpoint_create(
+    *,
+    partner: Partner,
+    url: str,
+    event_types: Iterable[str],
+    description: str = "",
+    actor: User | None = None,
+    credential: ApiCredential | None = None,
+) -> IssuedEndpoint:
     """Register an endpoint for some event types. Returns it with its signing secret, which is
     shown to the partner this once."""
     url = transport.validate_endpoint_url(url)
@@ -137,7 +152,13 @@ def endpoint_create(*, partner, url, event_types, description="", actor=None, cr
 
 
 @transaction.atomic
-def endpoint_rotate_secret(*, endpoint, actor=None, credential=None, grace=SECRET_GRACE):
+def endpoint_rotate_secret(
+    *,
+    endpoint: WebhookEndpoint,
+    actor: User | None = None,
+    credential: ApiCredential | None = None,
+    grace: timedelta = SECRET_GRACE,
+) -> IssuedEndpoint:
     """Issue a new signing secret. For ``grace`` the old one signs deliveries too (one more
     ``v1=`` in the header), so the receiver can switch without dropping any."""
     endpoint = (
@@ -164,7 +185,13 @@ def endpoint_rotate_secret(*, endpoint, actor=None, credential=None, grace=SECRE
 
 
 @transaction.atomic
-def endpoint_set_active(*, endpoint, active, actor=None, credential=None):
+def endpoint_set_active(
+    *,
+    endpoint: WebhookEndpoint,
+    active: bool,
+    actor: User | None = None,
+    credential: ApiCredential | None = None,
+) -> WebhookEndpoint:
     """Disable an endpoint (its waiting deliveries are given up: nothing more is sent to it) or
     enable it again (new events are delivered; old ones only when redelivered)."""
     endpoint = (
@@ -185,7 +212,12 @@ def endpoint_set_active(*, endpoint, active, actor=None, credential=None):
 
 
 @transaction.atomic
-def endpoint_delete(*, endpoint, actor=None, credential=None):
+def endpoint_delete(
+    *,
+    endpoint: WebhookEndpoint,
+    actor: User | None = None,
+    credential: ApiCredential | None = None,
+) -> None:
     """Delete an endpoint with its delivery log; the audit trail keeps the fact."""
     endpoint = (
         WebhookEndpoint.objects.for_partner(endpoint.partner)
@@ -212,7 +244,7 @@ def _enqueue(delivery_ids, countdown=None):
         transaction.on_commit(enqueue(delivery_id), robust=True)
 
 
-def jsonable(data):
+def jsonable(data: object) -> Any:
     """``data`` as JSON values (dates as ISO 8601), bounded in size."""
     payload = json.loads(json.dumps(data, cls=DjangoJSONEncoder))
     if len(json.dumps(payload)) > PAYLOAD_MAX_BYTES:
@@ -220,7 +252,14 @@ def jsonable(data):
     return payload
 
 
-def webhook_emit(*, partner, event_type, subject, dedupe_key=None, ack_token=""):
+def webhook_emit(
+    *,
+    partner: Partner,
+    event_type: str,
+    subject: Mapping[str, object],
+    dedupe_key: str | None = None,
+    ack_token: str = "",
+) -> WebhookEvent | None:
     """Store an event for ``partner`` and a delivery to each of its active endpoints that
     subscribe to ``event_type``; enqueue the deliveries after commit.
 
@@ -272,7 +311,12 @@ def webhook_emit(*, partner, event_type, subject, dedupe_key=None, ack_token="")
 
 
 @transaction.atomic
-def webhook_ping(*, endpoint, actor=None, credential=None):
+def webhook_ping(
+    *,
+    endpoint: WebhookEndpoint,
+    actor: User | None = None,
+    credential: ApiCredential | None = None,
+) -> WebhookDelivery:
     """Send a test event (type ``ping``) to this one endpoint. Returns its delivery."""
     endpoint = (
         WebhookEndpoint.objects.for_partner(endpoint.partner)
@@ -295,7 +339,12 @@ def webhook_ping(*, endpoint, actor=None, credential=None):
 
 
 @transaction.atomic
-def delivery_redeliver(*, delivery, actor=None, credential=None):
+def delivery_redeliver(
+    *,
+    delivery: WebhookDelivery,
+    actor: User | None = None,
+    credential: ApiCredential | None = None,
+) -> WebhookDelivery:
     """Send a delivery again now. A waiting one is brought forward; a delivered or given-up one
     starts a new round of attempts. The event is the same as the first time; its data is built
     again, as the partner may see it now."""
@@ -329,7 +378,7 @@ def delivery_redeliver(*, delivery, actor=None, credential=None):
 # --- delivering -------------------------------------------------------------------------------
 
 
-def delivery_body(event, data):
+def delivery_body(event: WebhookEvent, data: object) -> bytes:
     """The exact bytes posted (and signed) for an event carrying ``data`` (built for this
     attempt by ``payloads.event_data``)."""
     document = {
@@ -458,7 +507,7 @@ def _check_acknowledgement(current, delivery, answer, now):
         )
 
 
-def webhook_deliver(*, delivery_id):
+def webhook_deliver(*, delivery_id: uuid.UUID | str) -> str | None:
     """Make one attempt of a delivery if it is due, and record it. Safe to call twice, or for a
     delivery that is done: it then does nothing. Returns the delivery's status, or None."""
     delivery = _claim(delivery_id)
@@ -503,7 +552,7 @@ def webhook_deliver(*, delivery_id):
     return outcome.status if outcome else None
 
 
-def webhooks_enqueue_due(*, limit=1000):
+def webhooks_enqueue_due(*, limit: int = 1000) -> int:
     """Enqueue every delivery that is due and was not picked up (the minute sweep). Returns how
     many were enqueued."""
     from ..tasks import deliver_webhook
