@@ -8,7 +8,12 @@ service. When the customer accepts, the ``service.signal`` webhook names the sig
 says is built when it is sent (``service_signal_data``), from the service request as the
 recipient may see it then, so a withdrawn consent stops it and the read is logged."""
 
+from __future__ import annotations
+
 import logging
+import uuid
+from collections.abc import Mapping
+from typing import Any
 
 from django.conf import settings
 
@@ -23,14 +28,14 @@ from partners.agreements.selectors import pairs_in_force
 from partners.models import Partner, WebhookEventType
 from partners.webhooks import payload_builder, webhook_emit
 
-from .models import CustomerPrompt
+from .models import CustomerPrompt, Device, ServiceSignal
 
 logger = logging.getLogger(__name__)
 SERVICE_SIGNAL = WebhookEventType.SERVICE_SIGNAL.value
 DEFAULT_PROMPT = "Your {model} shows signs of a fault ({issue}) — book a free check?"
 
 
-def device_customer_id(*, device, manufacturer):
+def device_customer_id(*, device: Device, manufacturer: Partner) -> uuid.UUID | None:
     """The customer of the manufacturer's own warranty registration of this unit, or None."""
     record = (
         InteractionRecord.objects.for_partner(manufacturer)
@@ -51,7 +56,7 @@ def _maker(device):
     return Partner.objects.unscoped("the maker of a device in hand").get(pk=device.manufacturer_id)
 
 
-def consenting_retailers(*, manufacturer, customer_id):
+def consenting_retailers(*, manufacturer: Partner, customer_id: uuid.UUID) -> list[Partner]:
     """The retailers in an agreement with this manufacturer to which the customer consented to
     share device data for service, checked now against the ledger."""
     retailer_ids = [r for _, r in pairs_in_force(partner=manufacturer)]
@@ -75,7 +80,7 @@ def _customer_reference(customer):
     return None
 
 
-def selling_retailer(*, manufacturer, device):
+def selling_retailer(*, manufacturer: Partner, device: Device) -> uuid.UUID | None:
     """The retailer of the latest sale of the unit that the manufacturer may see, or None."""
     sales = (
         visible_records(partner=manufacturer)
@@ -88,7 +93,7 @@ def selling_retailer(*, manufacturer, device):
     return None
 
 
-def signal_to_care(*, signal):
+def signal_to_care(*, signal: ServiceSignal) -> CustomerPrompt | None:
     """Called in the transaction that opened the signal. Returns the prompt, or None."""
     device = signal.device
     maker = _maker(device)
@@ -139,12 +144,12 @@ def signal_to_care(*, signal):
     return prompt
 
 
-def prompt_recipient(prompt):
+def prompt_recipient(prompt: CustomerPrompt) -> Partner:
     """Who books the visit: the retailer the prompt names, or the manufacturer's service."""
     return prompt.retailer if prompt.retailer_id else _maker(prompt.signal.device)
 
 
-def notify_retailer(*, prompt):
+def notify_retailer(*, prompt: CustomerPrompt) -> None:
     """The customer accepted: tell the retailer that sold the unit (or the manufacturer's own
     service). The retailer records any goodwill credit itself (it submits its own loyalty
     records); we only suggest the points."""
@@ -157,7 +162,9 @@ def notify_retailer(*, prompt):
 
 
 @payload_builder(SERVICE_SIGNAL)
-def service_signal_data(*, partner, subject, channel, request_id=""):
+def service_signal_data(
+    *, partner: Partner, subject: Mapping[str, Any], channel: str, request_id: str = ""
+) -> dict[str, Any] | None:
     """An accepted prompt as ``partner`` (its recipient) may see it now: the service request
     through the visibility decision (its fields as the clause shares them, the read logged), or
     None when it may not see it any more."""

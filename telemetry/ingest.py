@@ -13,15 +13,20 @@ and the chunk goes the slower, duplicate-proof way: COPY into a temporary table,
 ``INSERT … SELECT … ON CONFLICT DO NOTHING``. The rest of that batch goes that way too: a batch
 that repeats one chunk usually repeats all of them."""
 
+from __future__ import annotations
+
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TypedDict
 
 from django.db import connection, transaction
 from django.utils import timezone
 from psycopg.errors import UniqueViolation
 
 from clearinghouse.common.api.bodies import BadRow, parse_moment
+from partners.models import Partner
 
 from .catalogue import METRICS
 from .models import Device
@@ -39,6 +44,24 @@ class BatchTooLarge(Exception):
     pass
 
 
+class RowError(TypedDict):
+    """Why one row of a batch was refused (``field`` is None for the row as a whole)."""
+
+    index: int
+    field: str | None
+    message: str
+
+
+class ReadingsSummary(TypedDict):
+    """What an ingest of readings answers: counts, and the first ``MAX_ERRORS`` refusals."""
+
+    accepted: int
+    duplicates: int
+    rejected: int
+    errors: list[RowError]
+    errors_truncated: bool
+
+
 @dataclass
 class ReadingBatch:
     """Feed rows with ``feed``; ``finish`` flushes and returns the summary. Runs inside the
@@ -47,28 +70,32 @@ class ReadingBatch:
     Timestamps are kept as canonical UTC ISO text (``datetime.isoformat`` of the UTC moment):
     fixed-width fields, so comparing the strings compares the moments."""
 
-    partner: object
+    partner: Partner
     max_rows: int
     accepted: int = 0
     duplicates: int = 0
     rejected: int = 0
     count: int = 0
-    errors: list = field(default_factory=list)
-    pending: list = field(default_factory=list)
+    errors: list[RowError] = field(default_factory=list)
+    # (index, serial, metric, canonical UTC time, value) of rows waiting for the next COPY
+    pending: list[tuple[int, str, str, str, float]] = field(default_factory=list)
     first_ts: str | None = None
     last_ts: str | None = None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.now = timezone.now()
         self.oldest = self.now - timedelta(days=retention_days_for(self.partner))
-        self.known_months = set()
-        self.last_seen = {}  # device id -> newest reading time (text) in this batch
-        self.devices = {}  # serial -> device id, or None when not the partner's device
-        self.times = {}  # timestamp as sent -> canonical text, or (message,) when rejected
+        self.known_months: set[tuple[int, int]] = set()
+        # device id -> newest reading time (text) in this batch
+        self.last_seen: dict[int, str] = {}
+        # serial -> device id, or None when not the partner's device
+        self.devices: dict[str, int | None] = {}
+        # timestamp as sent -> canonical text, or (message,) when rejected
+        self.times: dict[str, str | tuple[str]] = {}
         self.direct = True  # COPY straight into the table until a chunk meets a duplicate
 
     @property
-    def device_ids(self):
+    def device_ids(self) -> set[int]:
         return set(self.last_seen)
 
     def _reject(self, index, name, message):
@@ -76,7 +103,7 @@ class ReadingBatch:
         if len(self.errors) < MAX_ERRORS:
             self.errors.append({"index": index, "field": name, "message": message})
 
-    def feed(self, rows):
+    def feed(self, rows: Iterable[object]) -> None:
         """Take reading dicts, or a ``BadRow`` for a row that could not be parsed (a bad NDJSON
         line): it is rejected but still takes an index."""
         metrics, times, pending = METRICS, self.times, self.pending
@@ -172,7 +199,7 @@ class ReadingBatch:
         for serial in missing:
             self.devices[serial] = found.get(serial)
 
-    def flush(self):
+    def flush(self) -> None:
         rows = self.pending.copy()  # cleared in place: ``feed`` holds on to the list
         self.pending.clear()
         if not rows:
@@ -259,7 +286,7 @@ class ReadingBatch:
                 [ids, [self.last_seen[i] for i in ids]],
             )
 
-    def finish(self):
+    def finish(self) -> ReadingsSummary:
         self.flush()
         self._touch_devices()
         self.errors.sort(key=lambda e: e["index"])

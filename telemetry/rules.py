@@ -18,12 +18,24 @@ Condition kinds (JSON objects in ``ServiceRule.conditions``):
 - ``{"kind": "no_data", "minutes"}`` — the device has sent nothing for N minutes.
 """
 
+from __future__ import annotations
+
+from collections.abc import Collection
 from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
 from django.db import connection
 from django.utils import timezone
 
 from .catalogue import METRICS
+
+if TYPE_CHECKING:
+    from .models import ServiceRule
+
+# One JSON object of ``ServiceRule.conditions``, as ``validate_conditions`` accepts it.
+Condition = dict[str, Any]
+# The readings that made a condition hold: {"ts", "metric", "value"} each.
+Evidence = list[dict[str, Any]]
 
 EVIDENCE_LIMIT = 20
 KINDS = ("threshold", "count", "cumulative", "rate", "no_data")
@@ -68,7 +80,7 @@ CONDITIONS_SCHEMA = {
 }
 
 
-def validate_conditions(conditions):
+def validate_conditions(conditions: object) -> list[str]:
     """A list of messages; empty when every condition is well formed."""
     if not isinstance(conditions, list) or not conditions:
         return ["conditions must be a non-empty list"]
@@ -97,7 +109,7 @@ def validate_conditions(conditions):
     return errors
 
 
-def describe(cond):
+def describe(cond: Condition) -> str:
     kind = cond["kind"]
     if kind == "threshold":
         return f"{cond['metric']} {cond['op']} {cond['value']} for {cond['minutes']} min"
@@ -251,7 +263,7 @@ EVALUATORS = {
 }
 
 
-def rule_matches(rule, device_ids):
+def rule_matches(rule: ServiceRule, device_ids: Collection[int]) -> dict[int, Evidence]:
     """{device_id: evidence} for the devices among ``device_ids`` for which the rule holds."""
     result = None
     for cond in rule.conditions:

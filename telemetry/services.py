@@ -1,7 +1,11 @@
 """Writes of telemetry: devices, readings, roll-ups, rules, signals and customer prompts."""
 
+from __future__ import annotations
+
 import logging
-from datetime import timedelta
+import uuid
+from collections.abc import Collection, Iterable
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -10,10 +14,11 @@ from django.utils import timezone
 
 from clearinghouse.records.gtin import normalise_gtin
 from clearinghouse.records.ingest import SERIAL
+from partners.models import Partner
 
-from .ingest import ReadingBatch
+from .ingest import ReadingBatch, ReadingsSummary
 from .models import CustomerPrompt, Device, PendingBatch, ServiceRule, ServiceSignal
-from .rules import rule_matches, validate_conditions
+from .rules import Condition, rule_matches, validate_conditions
 
 logger = logging.getLogger(__name__)
 DEVICE_FIELDS = {"serial", "gtin", "model_name", "firmware"}
@@ -54,7 +59,7 @@ def _clean_device(row):
     }, None
 
 
-def devices_register(*, partner, rows):
+def devices_register(*, partner: Partner, rows: Iterable[object]) -> list[Device]:
     """Register devices (or update model name, GTIN and firmware of ones already registered by
     serial) in one transaction. All-or-nothing: any invalid row raises ``ValidationError`` with
     {"<index>.<field>": message} and stores nothing. Returns the devices in input order."""
@@ -95,7 +100,7 @@ def devices_register(*, partner, rows):
     return [by_serial[s] for s in serials]
 
 
-def readings_ingest(*, partner, rows, max_rows):
+def readings_ingest(*, partner: Partner, rows: Iterable[object], max_rows: int) -> ReadingsSummary:
     """Ingest an iterable of reading dicts (or ``BadRow`` for unparseable rows) in one
     transaction; returns {accepted, duplicates, rejected, errors}. After commit, the touched
     devices' roll-ups are refreshed and their rules evaluated by workers. ``BatchTooLarge`` and
@@ -120,7 +125,7 @@ def readings_ingest(*, partner, rows, max_rows):
     return summary
 
 
-def pending_batch_process(*, batch_id):
+def pending_batch_process(*, batch_id: int) -> list[ServiceSignal] | None:
     """Do the work a committed batch owes: its rules, then the roll-ups of every batch of its
     manufacturer that is past its rules (``rollups_pending_refresh``), which deletes their outbox
     rows. Idempotent: a row already done is gone, and the work itself may run twice. Returns the
@@ -138,7 +143,7 @@ def pending_batch_process(*, batch_id):
     return opened
 
 
-def rollups_pending_refresh(*, manufacturer_id):
+def rollups_pending_refresh(*, manufacturer_id: uuid.UUID) -> int:
     """Refresh the roll-ups owed by the manufacturer's batches that are past their rules, and
     delete their outbox rows, in one transaction. One refresher per manufacturer at a time: while
     one runs, another returns at once and leaves its rows to the next refresher (the next
@@ -179,7 +184,9 @@ def _hour_spans(batches):
     return spans
 
 
-def pending_batches_due(*, older_than=timedelta(minutes=1), limit=1000):
+def pending_batches_due(
+    *, older_than: timedelta = timedelta(minutes=1), limit: int = 1000
+) -> list[int]:
     """Ids of outbox rows whose work should have been done by now: their after-commit task was
     lost (or is still queued behind others; doing a row twice is harmless)."""
     return list(
@@ -220,18 +227,30 @@ SET count = EXCLUDED.count, min = EXCLUDED.min, max = EXCLUDED.max, avg = EXCLUD
 """
 
 
-def rollups_refresh(*, device_ids, start, end):
+def rollups_refresh(
+    *, device_ids: Iterable[int], start: datetime | str, end: datetime | str
+) -> None:
     """Recompute the hourly buckets that [start, end] touches for these devices from the raw
     readings, then their days from the hours. A recomputation, not an increment: running it
     twice is harmless. Every hour that holds readings has been refreshed by the batch that
-    brought them, so a day summed from its hours equals a day computed from the readings."""
+    brought them, so a day summed from its hours equals a day computed from the readings.
+    ``start`` and ``end`` may be ISO 8601 text (a task's JSON arguments): PostgreSQL reads it."""
     params = {"devices": list(device_ids), "start": start, "end": end}
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(HOURLY_SQL, params)
         cursor.execute(DAILY_SQL, params)
 
 
-def rule_create(*, partner, model_name, name, issue, conditions, operator="and", prompt_text=""):
+def rule_create(
+    *,
+    partner: Partner,
+    model_name: str,
+    name: str,
+    issue: str,
+    conditions: list[Condition],
+    operator: str = "and",
+    prompt_text: str = "",
+) -> ServiceRule:
     """A service rule for one of the manufacturer's product models."""
     errors = validate_conditions(conditions)
     if operator not in ServiceRule.Operator.values:
@@ -252,14 +271,16 @@ def rule_create(*, partner, model_name, name, issue, conditions, operator="and",
     return rule
 
 
-def rule_set_active(*, rule, active):
+def rule_set_active(*, rule: ServiceRule, active: bool) -> ServiceRule:
     """Switch a rule on or off. Its live signals stay as they are; an inactive rule opens none."""
     rule.active = bool(active)
     rule.save(update_fields=["active"])
     return rule
 
 
-def rules_evaluate(*, device_ids, kinds=None):
+def rules_evaluate(
+    *, device_ids: Iterable[int], kinds: Collection[str] | None = None
+) -> list[ServiceSignal]:
     """Evaluate the active rules of the devices' models over these devices; open a signal for
     each new match (at most one live per device and rule). Idempotent. Returns the new signals."""
     # A task holds device ids, not a partner: the rules are found through the devices' own
@@ -300,7 +321,7 @@ def _signals_note_clearing(*, rule, device_ids, holding):
     )
 
 
-def signals_resolve_cleared(*, now=None):
+def signals_resolve_cleared(*, now: datetime | None = None) -> int:
     """Resolve the open signals whose condition has not held for
     ``TELEMETRY_SIGNAL_CLEAR_MINUTES`` (0 switches this off: they stay marked, not resolved).
     Every committed batch re-evaluates its devices' rules, so a mark that is still there means
@@ -356,7 +377,7 @@ TRANSITIONS = {
 }
 
 
-def signal_transition(*, signal, action):
+def signal_transition(*, signal: ServiceSignal, action: str) -> ServiceSignal:
     """Acknowledge, resolve or dismiss a signal; refuses transitions from a closed state."""
     if action not in TRANSITIONS:
         raise ValidationError({"action": f"must be one of {', '.join(TRANSITIONS)}"})
@@ -372,7 +393,7 @@ def signal_transition(*, signal, action):
     return locked
 
 
-def prompt_decide(*, prompt, accept):
+def prompt_decide(*, prompt: CustomerPrompt, accept: bool) -> CustomerPrompt:
     """The customer's answer to a prompt. Accepting tells the retailer (webhook
     ``service.signal`` with ``goodwill_suggested_points``)."""
     from .care import notify_retailer
@@ -389,9 +410,9 @@ def prompt_decide(*, prompt, accept):
     return locked
 
 
-def prompt_accept(*, prompt):
+def prompt_accept(*, prompt: CustomerPrompt) -> CustomerPrompt:
     return prompt_decide(prompt=prompt, accept=True)
 
 
-def prompt_decline(*, prompt):
+def prompt_decline(*, prompt: CustomerPrompt) -> CustomerPrompt:
     return prompt_decide(prompt=prompt, accept=False)
