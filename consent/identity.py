@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import os
 import re
+import uuid
 from dataclasses import dataclass
 
 import phonenumbers
@@ -45,7 +46,7 @@ PLAIN_EMAIL = re.compile(
 )
 
 
-def normalise(kind, value):
+def normalise(kind: str, value: object) -> str:
     """The canonical form of an identifier, or ValidationError saying what is wrong."""
     if not isinstance(value, str):
         raise ValidationError("The identifier must be a string.")
@@ -79,12 +80,12 @@ def normalise(kind, value):
     raise ValidationError(f"Unknown identifier kind {kind!r}: use one of {', '.join(KINDS)}.")
 
 
-def prehash(normalised):
+def prehash(normalised: str) -> str:
     """What a partner may send instead of the raw value: SHA-256 hex of the normalised form."""
     return hashlib.sha256(normalised.encode()).hexdigest()
 
 
-def namespace_for(kind, programme_id=None):
+def namespace_for(kind: str, programme_id: uuid.UUID | None = None) -> str:
     if kind == LOYALTY:
         if programme_id is None:
             raise ValidationError("A loyalty number needs its programme.")
@@ -93,13 +94,13 @@ def namespace_for(kind, programme_id=None):
 
 
 @functools.lru_cache(maxsize=16)
-def _keyed_hmac(key):
+def _keyed_hmac(key: bytes) -> hmac.HMAC:
     """An HMAC-SHA256 with the key already absorbed; each digest starts from a copy of it (the
     key set-up costs more than hashing a short message)."""
     return hmac.new(key, digestmod=hashlib.sha256)
 
 
-def keyed_digest(kind, namespace, sha256_hex, version=None):
+def keyed_digest(kind: str, namespace: str, sha256_hex: str, version: str | None = None) -> bytes:
     ring = hmac_keyring()
     version = version or ring.current
     mac = _keyed_hmac(ring.get(version)).copy()
@@ -116,19 +117,25 @@ class ParsedIdentifier:
     sha256: str  # of the normalised value
     raw: str | None  # the normalised value, when it was sent raw
 
-    def digests(self):
+    def digests(self) -> list[tuple[str, bytes]]:
         """(version, digest) under every HMAC key version still configured."""
         return [
             (v, keyed_digest(self.kind, self.namespace, self.sha256, v))
             for v in hmac_keyring().keys
         ]
 
-    def current_digest(self):
+    def current_digest(self) -> tuple[str, bytes]:
         ring = hmac_keyring()
         return ring.current, keyed_digest(self.kind, self.namespace, self.sha256, ring.current)
 
 
-def parse_identifier(*, kind, value=None, sha256=None, programme_id=None):
+def parse_identifier(
+    *,
+    kind: str,
+    value: object = None,
+    sha256: object = None,
+    programme_id: uuid.UUID | None = None,
+) -> ParsedIdentifier:
     """Check and normalise one identifier given raw (``value``) or pre-hashed (``sha256``)."""
     if kind not in KINDS:
         raise ValidationError(f"Unknown identifier kind {kind!r}: use one of {', '.join(KINDS)}.")
@@ -148,17 +155,19 @@ def parse_identifier(*, kind, value=None, sha256=None, programme_id=None):
 NONCE = 12
 
 
-def new_data_key():
+def new_data_key() -> bytes:
     return AESGCM.generate_key(bit_length=256)
 
 
 @functools.lru_cache(maxsize=16)
-def _master_cipher(key):
+def _master_cipher(key: bytes) -> AESGCM:
     """One AESGCM per master key: a batch wraps thousands of data keys under the same one."""
     return AESGCM(key)
 
 
-def wrap_data_key(data_key, customer_id, version=None):
+def wrap_data_key(
+    data_key: bytes, customer_id: uuid.UUID, version: str | None = None
+) -> tuple[str, bytes]:
     """(version, wrapped bytes): the data key sealed under a master key, bound to its customer."""
     ring = master_keyring()
     version = version or ring.current
@@ -169,18 +178,18 @@ def wrap_data_key(data_key, customer_id, version=None):
     return version, nonce + sealed
 
 
-def unwrap_data_key(wrapped, customer_id, version):
+def unwrap_data_key(wrapped: bytes | memoryview, customer_id: uuid.UUID, version: str) -> bytes:
     ring = master_keyring()
     return _master_cipher(ring.get(version)).decrypt(
         bytes(wrapped[:NONCE]), bytes(wrapped[NONCE:]), f"dk:{customer_id}".encode()
     )
 
 
-def encrypt_value(data_key, plaintext, context):
+def encrypt_value(data_key: bytes, plaintext: str, context: str) -> bytes:
     nonce = os.urandom(NONCE)
     return nonce + AESGCM(data_key).encrypt(nonce, plaintext.encode(), context.encode())
 
 
-def decrypt_value(data_key, blob, context):
+def decrypt_value(data_key: bytes, blob: bytes | memoryview, context: str) -> str:
     blob = bytes(blob)
     return AESGCM(data_key).decrypt(blob[:NONCE], blob[NONCE:], context.encode()).decode()

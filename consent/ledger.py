@@ -9,7 +9,11 @@ chain in bounded memory and names the first broken entry.
 
 import hashlib
 import json
+import uuid
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -18,6 +22,9 @@ from .models import LedgerEntry
 
 GENESIS = "0" * 64
 LEDGER_LOCK = 7_302_215_001  # pg_advisory_xact_lock key of the ledger
+
+# What one entry says: (kind, customer_ref, partner_ref, payload).
+Entry = tuple[str, uuid.UUID | None, uuid.UUID | None, Mapping[str, Any]]
 
 
 def _canonical(seq, recorded_at, kind, customer_ref, partner_ref, payload):
@@ -37,12 +44,20 @@ def _canonical(seq, recorded_at, kind, customer_ref, partner_ref, payload):
     )
 
 
-def entry_hash(prev_hash, seq, recorded_at, kind, customer_ref, partner_ref, payload):
+def entry_hash(
+    prev_hash: str,
+    seq: int,
+    recorded_at: datetime,
+    kind: str,
+    customer_ref: uuid.UUID | None,
+    partner_ref: uuid.UUID | None,
+    payload: Any,
+) -> str:
     content = _canonical(seq, recorded_at, kind, customer_ref, partner_ref, payload)
     return hashlib.sha256((prev_hash + content).encode()).hexdigest()
 
 
-def ledger_lock():
+def ledger_lock() -> None:
     """Take the ledger's lock until the end of the caller's transaction (writers append one at
     a time; taking it twice in one transaction is harmless)."""
     with connection.cursor() as cursor:
@@ -57,7 +72,7 @@ def ledger_lock():
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [LEDGER_LOCK])
 
 
-def ledger_append_many(entries):
+def ledger_append_many(entries: Sequence[Entry]) -> list[LedgerEntry]:
     """Append ``(kind, customer_ref, partner_ref, payload)`` tuples in order, in the caller's
     transaction. Returns the new entries."""
     if not entries:
@@ -88,7 +103,13 @@ def ledger_append_many(entries):
         return LedgerEntry.objects.bulk_create(rows)
 
 
-def ledger_append(*, kind, customer_ref=None, partner_ref=None, **payload):
+def ledger_append(
+    *,
+    kind: str,
+    customer_ref: uuid.UUID | None = None,
+    partner_ref: uuid.UUID | None = None,
+    **payload: Any,
+) -> LedgerEntry:
     return ledger_append_many([(kind, customer_ref, partner_ref, payload)])[0]
 
 
@@ -97,11 +118,13 @@ class LedgerProblem:
     seq: int
     problem: str
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"entry {self.seq}: {self.problem}"
 
 
-def ledger_verify(*, chunk=5000, progress=None):
+def ledger_verify(
+    *, chunk: int = 5000, progress: Callable[[int], object] | None = None
+) -> tuple[int, list[LedgerProblem]]:
     """Walk the whole chain. Returns (entries checked, [problems]); an intact ledger has none."""
     problems = []
     expected_seq, prev = 1, GENESIS

@@ -19,11 +19,13 @@ signal was lost. Creating and acknowledging a notice are written to the ledger.
 """
 
 import uuid
-from datetime import timedelta
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from partners.models import Partner, WebhookEventType
@@ -52,11 +54,11 @@ CATCH_UP_WINDOW = timedelta(days=2)
 CATCH_UP_SETTLE = timedelta(minutes=5)
 
 
-def acknowledge_url(notice_id):
+def acknowledge_url(notice_id: uuid.UUID) -> str:
     return f"{settings.SITE_URL.rstrip('/')}/api/v1/notices/{notice_id}/acknowledge"
 
 
-def notice_payload(notice, *, reminder=0):
+def notice_payload(notice: RecipientNotice, *, reminder: int = 0) -> dict[str, Any]:
     """The webhook's ``data``: the notice, the pseudonymous customer, the purpose and when —
     never an identifier."""
     data = {
@@ -73,7 +75,9 @@ def notice_payload(notice, *, reminder=0):
 
 
 @payload_builder(*EVENT_TYPES.values())
-def notice_data(*, partner, subject, channel, request_id=""):
+def notice_data(
+    *, partner: Partner, subject: Mapping[str, Any], channel: str, request_id: str = ""
+) -> dict[str, Any] | None:
     """A notice's webhook data, built when it is sent: pseudonymous ids and dates only."""
     notice = RecipientNotice.objects.for_partner(partner).filter(pk=subject.get("notice")).first()
     if notice is None:
@@ -129,7 +133,7 @@ def _ledger_row(notice):
 # --- creating and sending ---------------------------------------------------------------------
 
 
-def notices_for_revocation(*, grant_id):
+def notices_for_revocation(*, grant_id: uuid.UUID) -> RecipientNotice | None:
     """After a withdrawal commits: a notice for the grantee if it read the customer's data for
     that purpose, and its webhook. Safe to call twice. Returns the notice or None."""
     grants = ConsentGrant.objects.unscoped("the task runs for the grant id it was given")
@@ -165,7 +169,9 @@ def notices_for_revocation(*, grant_id):
     return notice
 
 
-def notices_capture_for_erasure(*, customer_id, erased_at=None):
+def notices_capture_for_erasure(
+    *, customer_id: uuid.UUID, erased_at: datetime | None = None
+) -> list[RecipientNotice]:
     """Inside the erasure transaction, before the access log goes: a notice for every partner
     that read the customer's data. Nothing is sent yet (that waits for the commit). Returns the
     notices, each with its partner: the erasure's receipt names exactly these recipients."""
@@ -185,7 +191,7 @@ def notices_capture_for_erasure(*, customer_id, erased_at=None):
     return notices
 
 
-def notices_send_for_erasure(*, customer_id):
+def notices_send_for_erasure(*, customer_id: uuid.UUID) -> int:
     """After the erasure commits: the webhook of each captured notice not sent yet."""
     if not Customer.objects.filter(pk=customer_id, erased_at__isnull=False).exists():
         return 0
@@ -206,7 +212,9 @@ def notices_send_for_erasure(*, customer_id):
 # --- acknowledging -----------------------------------------------------------------------------
 
 
-def notice_acknowledge(*, notice, via, at=None):
+def notice_acknowledge(
+    *, notice: RecipientNotice, via: str, at: datetime | None = None
+) -> RecipientNotice:
     """The recipient confirms it acted on the notice. The first acknowledgement stays; a second
     changes nothing. Returns the notice."""
     if via not in Via.values:
@@ -231,7 +239,9 @@ def notice_acknowledge(*, notice, via, at=None):
     return notice
 
 
-def notice_acknowledge_by_webhook(*, partner_id, token, at=None):
+def notice_acknowledge_by_webhook(
+    *, partner_id: uuid.UUID, token: str, at: datetime | None = None
+) -> RecipientNotice | None:
     """A receiver answered a notice's webhook with a valid signed acknowledgement. ``token`` is
     the notice id; a notice of another partner is not touched."""
     try:
@@ -289,7 +299,7 @@ def _catch_up(now):
     return sum(notices_for_revocation(grant_id=pk) is not None for pk in list(missing))
 
 
-def notices_chase(*, now=None):
+def notices_chase(*, now: datetime | None = None) -> int:
     """Remind every recipient whose notice is unacknowledged and due: a new webhook event (its
     own dedupe key per reminder) and one more in ``chase_count``. Recipients that are not active
     are not chased. Returns how many were reminded."""
@@ -318,7 +328,9 @@ def notices_chase(*, now=None):
 # --- reading -----------------------------------------------------------------------------------
 
 
-def partner_notices(*, partner, acknowledged=None):
+def partner_notices(
+    *, partner: Partner, acknowledged: bool | None = None
+) -> QuerySet[RecipientNotice]:
     """The notices addressed to ``partner``, newest first; optionally only (un)acknowledged."""
     notices = RecipientNotice.objects.for_partner(partner)
     if acknowledged is not None:
@@ -326,7 +338,7 @@ def partner_notices(*, partner, acknowledged=None):
     return notices
 
 
-def describe_delay(delay):
+def describe_delay(delay: timedelta) -> str:
     """ "3 min", "2 h 5 min", "3 days" — how long a recipient took."""
     seconds = int(delay.total_seconds())
     if seconds < 60:
@@ -340,7 +352,7 @@ def describe_delay(delay):
     return f"{hours // 24} days"
 
 
-def recipient_status(notice):
+def recipient_status(notice: RecipientNotice) -> dict[str, Any]:
     """One recipient's state, for the customer: who, whether and when they confirmed."""
     confirmed = notice.acknowledged_at is not None
     return {
@@ -352,7 +364,7 @@ def recipient_status(notice):
     }
 
 
-def customer_withdrawals(*, customer):
+def customer_withdrawals(*, customer: Customer) -> list[dict[str, Any]]:
     """The customer's withdrawals, newest first, each with what its recipients said."""
     grants = (
         ConsentGrant.objects.unscoped("the customer's own withdrawals, from every partner")
@@ -378,7 +390,7 @@ def customer_withdrawals(*, customer):
     ]
 
 
-def customer_erasure_recipients(*, customer):
+def customer_erasure_recipients(*, customer: Customer) -> list[dict[str, Any]]:
     """What each recipient of an erased customer's data said, by name."""
     return [
         recipient_status(n)

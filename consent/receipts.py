@@ -7,33 +7,36 @@ check a receipt without trusting the clearinghouse's web pages.
 
 import base64
 import json
+from collections.abc import Mapping
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from .keys import receipt_keyring, receipt_signing_key
+from .models import Receipt
 
 RECEIPT_VERSION = "clearinghouse-receipt-1"
 JURISDICTION = "EU"
 
 
-def canonical_bytes(payload):
+def canonical_bytes(payload: Mapping[str, Any]) -> bytes:
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def sign(payload):
+def sign(payload: Mapping[str, Any]) -> tuple[str, str]:
     """(signature base64url, key id) over the canonical payload."""
     ring = receipt_keyring()
     signature = receipt_signing_key(ring.current).sign(canonical_bytes(payload))
     return base64.urlsafe_b64encode(signature).decode().rstrip("="), ring.current
 
 
-def _public_key(key_id):
+def _public_key(key_id: str) -> Ed25519PublicKey:
     return receipt_signing_key(key_id).public_key()
 
 
-def verify(payload, signature, key_id):
+def verify(payload: Mapping[str, Any], signature: str, key_id: str) -> bool:
     """True when the signature is the clearinghouse's over exactly this payload."""
     try:
         public = _public_key(key_id)
@@ -44,7 +47,7 @@ def verify(payload, signature, key_id):
     return True
 
 
-def verify_with_jwk(document, jwk):
+def verify_with_jwk(document: Mapping[str, Any], jwk: Mapping[str, str]) -> bool:
     """Check a downloaded receipt document against one published JWK, as a customer would."""
     raw = base64.urlsafe_b64decode(jwk["x"] + "=" * (-len(jwk["x"]) % 4))
     public = Ed25519PublicKey.from_public_bytes(raw)
@@ -59,7 +62,7 @@ def verify_with_jwk(document, jwk):
     return True
 
 
-def jwks():
+def jwks() -> dict[str, list[dict[str, str]]]:
     keys = []
     ring = receipt_keyring()
     for version in ring.keys:
@@ -77,7 +80,7 @@ def jwks():
     return {"keys": keys}
 
 
-def receipt_document(receipt):
+def receipt_document(receipt: Receipt) -> dict[str, Any]:
     """The downloadable form: what was signed, the signature and the key id."""
     return {
         "receipt": receipt.payload,

@@ -2,14 +2,19 @@
 every visibility rule calls one of them, at read time, against the database — never a cache."""
 
 import itertools
+import uuid
+from datetime import datetime
+from typing import Any
 
 from django.db import connection
-from django.db.models import BooleanField, Expression, F, Q
+from django.db.models import BooleanField, Expression, F, Q, QuerySet
 from django.utils import timezone
 
 from clearinghouse.common.sql import columns, take
+from partners.models import Partner
 
 from .catalogue import CATEGORIES, PURPOSES
+from .identity import ParsedIdentifier
 from .models import (
     AccessLogEntry,
     ConsentGrant,
@@ -20,13 +25,20 @@ from .models import (
 )
 
 
-def _active(at):
+def _active(at: datetime) -> Q:
     return Q(revoked_at__isnull=True, customer__erased_at__isnull=True) & (
         Q(expires_at__isnull=True) | Q(expires_at__gt=at)
     )
 
 
-def consent_allows(*, partner, customer_id, purpose, category, at=None):
+def consent_allows(
+    *,
+    partner: Partner | None,
+    customer_id: uuid.UUID | None,
+    purpose: str,
+    category: str,
+    at: datetime | None = None,
+) -> bool:
     """May ``partner`` see ``category`` data of customer ``customer_id`` for ``purpose`` now?
     True only for an active, unexpired grant of a live customer that names the category."""
     if customer_id is None or partner is None:
@@ -52,7 +64,15 @@ class ConsentExists(Expression):
     conditional = True
     output_field = BooleanField()
 
-    def __init__(self, customer, *, partner_id, purpose, category, at):
+    def __init__(
+        self,
+        customer: F | Expression,
+        *,
+        partner_id: uuid.UUID,
+        purpose: str,
+        category: str,
+        at: datetime,
+    ) -> None:
         super().__init__()
         self.customer = customer
         self.values = (partner_id, purpose, category, at)
@@ -76,7 +96,14 @@ class ConsentExists(Expression):
         return sql, (*params, *self.values)
 
 
-def consent_exists(*, partner_id, purpose, category, customer=None, at=None):
+def consent_exists(
+    *,
+    partner_id: uuid.UUID,
+    purpose: str,
+    category: str,
+    customer: F | Expression | None = None,
+    at: datetime | None = None,
+) -> ConsentExists:
     """The same rule as ``consent_allows`` as an SQL ``EXISTS``, for set-based queries over rows
     that carry a customer (``customer``: an expression for it, ``F("customer_id")`` by
     default)."""
@@ -89,7 +116,7 @@ def consent_exists(*, partner_id, purpose, category, customer=None, at=None):
     )
 
 
-def identifier_match(parsed):
+def identifier_match(parsed: ParsedIdentifier) -> Q:
     """The Q that finds an identifier row by its whole unique key (kind, namespace, HMAC version,
     digest) under every configured key version, so that the lookup is an index scan."""
     match = Q(pk__in=[])
@@ -98,7 +125,7 @@ def identifier_match(parsed):
     return Q(kind=parsed.kind, namespace=parsed.namespace) & match
 
 
-def customer_by_identifier(parsed):
+def customer_by_identifier(parsed: ParsedIdentifier) -> Customer | None:
     """The live customer an identifier names, or None. The same match as ``identifier_match``
     written out: a customer timeline asks it on every read, and composing the ORM query took
     longer than the index lookup."""
@@ -116,7 +143,9 @@ def customer_by_identifier(parsed):
     return take(Customer, row)[0]
 
 
-def consent_status(*, partner, customer, at=None):
+def consent_status(
+    *, partner: Partner, customer: Customer | None, at: datetime | None = None
+) -> list[dict[str, Any]]:
     """Per purpose, what the customer allows this partner now (for the partner's API)."""
     at = at or timezone.now()
     grants = {}
@@ -142,7 +171,7 @@ def consent_status(*, partner, customer, at=None):
     return out
 
 
-def customer_overview(*, customer, at=None):
+def customer_overview(*, customer: Customer, at: datetime | None = None) -> list[dict[str, Any]]:
     """The dashboard's overview: each partner that holds my data or may use it, with the
     categories it holds and the purposes it may use them for."""
     at = at or timezone.now()
@@ -168,7 +197,7 @@ def customer_overview(*, customer, at=None):
     return sorted(rows.values(), key=lambda r: r["partner"].name)
 
 
-def customer_grants(*, customer):
+def customer_grants(*, customer: Customer) -> QuerySet[ConsentGrant]:
     return (
         ConsentGrant.objects.unscoped("the customer's own consents, to every partner")
         .filter(customer=customer)
@@ -176,19 +205,19 @@ def customer_grants(*, customer):
     )
 
 
-def customer_receipts(*, customer):
+def customer_receipts(*, customer: Customer) -> QuerySet[Receipt]:
     return Receipt.objects.filter(customer=customer).select_related("grant__grantee")
 
 
-def customer_access_log(*, customer, limit=500):
+def customer_access_log(*, customer: Customer, limit: int | None = 500) -> QuerySet[AccessLogEntry]:
     return AccessLogEntry.objects.filter(customer=customer).select_related("partner")[:limit]
 
 
-def customer_live(customer_id):
+def customer_live(customer_id: uuid.UUID | str) -> Customer | None:
     return Customer.objects.filter(pk=customer_id, erased_at__isnull=True).first()
 
 
-def open_grant(*, customer, grantee, purpose):
+def open_grant(*, customer: Customer, grantee: Partner, purpose: str) -> ConsentGrant | None:
     return (
         ConsentGrant.objects.for_partner(grantee)
         .filter(customer=customer, purpose=purpose, revoked_at__isnull=True)
@@ -196,7 +225,7 @@ def open_grant(*, customer, grantee, purpose):
     )
 
 
-def consent_partners(*, customer):
+def consent_partners(*, customer: Customer) -> list[Partner]:
     """The active partners a customer can give consent to here: those that hold data on them and
     those they ever gave consent to (so a withdrawn consent can be given again)."""
     holders = {row["partner"].pk: row["partner"] for row in customer_overview(customer=customer)}
