@@ -412,7 +412,3 @@ def prompt_decide(*, prompt: CustomerPrompt, accept: bool) -> CustomerPrompt:
 
 def prompt_accept(*, prompt: CustomerPrompt) -> CustomerPrompt:
     return prompt_decide(prompt=prompt, accept=True)
-
-
-def prompt_decline(*, prompt: CustomerPrompt) -> CustomerPrompt:
-    return prompt_decide(prompt=prompt, accept=False)
