@@ -6,6 +6,11 @@ findings for a party without webhooks costs one query. The event names the discr
 it says is built when it is sent (``discrepancy_data``), through the queue's decision then.
 """
 
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from uuid import UUID
+
 from clearinghouse.records.announce import uuids
 from partners.models import Partner
 from partners.webhooks import payload_builder, webhook_emit, webhook_subscribed
@@ -17,7 +22,9 @@ OPENED, UPDATED = "discrepancy.opened", "discrepancy.updated"
 
 
 @payload_builder(OPENED, UPDATED)
-def discrepancy_data(*, partner, subject, channel, request_id=""):
+def discrepancy_data(
+    *, partner: Partner, subject: dict, channel: str, request_id: str = ""
+) -> dict | None:
     """The discrepancy an event names as ``partner`` sees it now, or None when it may not."""
     found = discrepancies_visible(partner=partner).filter(
         pk__in=uuids([subject.get("discrepancy")])
@@ -47,7 +54,7 @@ def discrepancy_data(*, partner, subject, channel, request_id=""):
     }
 
 
-def anybody_listens(parties):
+def anybody_listens(parties: Iterable[Partner]) -> bool:
     """Whether any of ``parties`` subscribes to a discrepancy event (a run nobody listens to
     keeps no outbox)."""
     return any(
@@ -57,7 +64,12 @@ def anybody_listens(parties):
     )
 
 
-def _emit(ids, event_type, chunk=500, parties=None):
+def _emit(
+    ids: Sequence[str | UUID],
+    event_type: str,
+    chunk: int = 500,
+    parties: Iterable[UUID] | None = None,
+) -> None:
     """Look at the discrepancies only for parties that subscribed, a chunk at a time: a full run
     may open hundreds of thousands of findings. ``parties``: the partners the discrepancies can
     concern, when the caller knows them (a run knows its pair), so that nobody reads the ids."""
@@ -85,9 +97,11 @@ def _emit(ids, event_type, chunk=500, parties=None):
                 )
 
 
-def discrepancies_opened(ids, parties=None):
+def discrepancies_opened(ids: Sequence[str | UUID], parties: Iterable[UUID] | None = None) -> None:
+    """Tell each party that listens of the discrepancies a run opened (by id)."""
     _emit(ids, OPENED, parties=parties)
 
 
-def discrepancies_updated(ids, parties=None):
+def discrepancies_updated(ids: Sequence[str | UUID], parties: Iterable[UUID] | None = None) -> None:
+    """Tell each party that listens of the discrepancies a run resolved or a party worked."""
     _emit(ids, UPDATED, parties=parties)

@@ -1,12 +1,16 @@
 """Reads of records for the portal, all through the one visibility decision."""
 
+from __future__ import annotations
+
 from partners.agreements import rules_from
 from partners.models import Partner
 
 from .visibility import visible_records
 
 
-def units(*, partner, gtin=None, serial=None, limit=50):
+def units(
+    *, partner: Partner, gtin: str | None = None, serial: str | None = None, limit: int = 50
+) -> list[dict]:
     """Product units ``partner`` may see events of, with how many and the latest: only the
     records whose product it is shown count (a clause that does not share ``product`` lists no
     unit), and the counterpart customers behind the units listed are logged."""
@@ -18,7 +22,7 @@ def units(*, partner, gtin=None, serial=None, limit=50):
     return visible.units(limit=limit)
 
 
-def record_counts(*, partner):
+def record_counts(*, partner: Partner) -> dict[str, int]:
     """Submitted by me; received (counterparts' records I may see now); shared (my records that
     a counterpart may see now, through its own visibility decision)."""
     submitted = visible_records(partner=partner).filter(submitted_by_id=partner.pk).count()
@@ -31,5 +35,5 @@ def record_counts(*, partner):
     return {"submitted": submitted, "received": received, "shared": shared}
 
 
-def dashboard_panel(*, partner):
+def dashboard_panel(*, partner: Partner) -> dict:
     return {"template": "portal/records/_panel.html", "counts": record_counts(partner=partner)}

@@ -1,17 +1,27 @@
 """Writes of interaction records."""
 
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from clearinghouse.common.api.bodies import BadRow
 
 from .csv_upload import MAX_BYTES
-from .ingest import BatchIngest
+from .ingest import BatchIngest, RowResult
 from .models import InteractionRecord, RecordUpload
 from .signals import records_committed
 
+if TYPE_CHECKING:
+    from partners.models import Partner, User
 
-def records_ingest(*, partner, rows, max_rows):
+
+def records_ingest(
+    *, partner: Partner, rows: Iterable[dict | BadRow], max_rows: int
+) -> list[RowResult]:
     """Ingest an iterable of row dicts (or ``BadRow`` for rows that could not be parsed) in one
     transaction; returns the per-row results. ``BatchTooLarge`` and any error raised by the
     iterable roll everything back."""
@@ -34,7 +44,7 @@ def records_ingest(*, partner, rows, max_rows):
         return results
 
 
-def upload_create(*, partner, user, filename, content):
+def upload_create(*, partner: Partner, user: User, filename: str, content: bytes) -> RecordUpload:
     """Keep an uploaded CSV and hand it to a worker after commit."""
     from .tasks import process_upload
 

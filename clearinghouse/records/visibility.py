@@ -16,10 +16,16 @@ through ``visible_records``, whose ``Visible`` hands out only projected rows (th
 queryset to take around it).
 """
 
-from collections import defaultdict
-from dataclasses import dataclass
+from __future__ import annotations
 
-from django.db.models import BooleanField, Count, Exists, Max, Q
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from django.db.models import BooleanField, Count, Exists, Max, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
@@ -30,6 +36,13 @@ from partners.record_kinds import KINDS
 from partners.tenancy import TenancyError
 
 from .models import InteractionRecord
+
+if TYPE_CHECKING:
+    from rest_framework.pagination import BasePagination
+    from rest_framework.request import Request
+    from rest_framework.views import APIView
+
+    from partners.models import Partner
 
 ALWAYS = ("ref", "kind", "recorded_by", "occurred_at")
 
@@ -49,7 +62,7 @@ class Projected(list):
     """Projected records (dicts), in order; ``ids`` holds their internal ids in the same order,
     for joins inside the core (links on a timeline). The ids are never shown to a partner."""
 
-    def __init__(self, items=(), ids=()):
+    def __init__(self, items: Iterable[dict] = (), ids: Iterable[int] = ()) -> None:
         super().__init__(items)
         self.ids = tuple(ids)
 
@@ -65,27 +78,29 @@ class Visible:
 
     __slots__ = ("_rows", "grants", "partner")
 
-    def __init__(self, partner, rows, grants):
+    def __init__(
+        self, partner: Partner, rows: QuerySet[InteractionRecord], grants: tuple[Grant, ...]
+    ) -> None:
         self.partner = partner
         self.grants = grants
         self._rows = rows
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<Visible to {self.partner}>"
 
-    def _narrowed(self, rows):
+    def _narrowed(self, rows: QuerySet[InteractionRecord]) -> Visible:
         return Visible(self.partner, rows, self.grants)
 
-    def filter(self, *args, **kwargs):
+    def filter(self, *args: Any, **kwargs: Any) -> Visible:
         return self._narrowed(self._rows.filter(*args, **kwargs))
 
-    def exclude(self, *args, **kwargs):
+    def exclude(self, *args: Any, **kwargs: Any) -> Visible:
         return self._narrowed(self._rows.exclude(*args, **kwargs))
 
-    def order_by(self, *fields):
+    def order_by(self, *fields: str) -> Visible:
         return self._narrowed(self._rows.order_by(*fields))
 
-    def sharing(self, field):
+    def sharing(self, field: str) -> Visible:
         """Only the rows whose ``field`` (``product``, ``customer`` or a payload field)
         ``partner`` sees: all of its own, and a counterpart's where a clause names the field."""
         condition = Q(submitted_by_id=self.partner.pk)
@@ -98,18 +113,18 @@ class Visible:
 
     # --- no customer's data: how many ------------------------------------------------------
 
-    def count(self):
+    def count(self) -> int:
         return self._rows.order_by().count()
 
-    def exists(self):
+    def exists(self) -> bool:
         return self._rows.exists()
 
-    def contains(self, pk):
+    def contains(self, pk: Any) -> Exists:
         """An ``Exists`` over the rows for a record id (an ``OuterRef`` in a query of rows that
         rest on records: a finding is shown only while its evidence is)."""
         return Exists(self._rows.order_by().filter(pk=pk))
 
-    def units(self, *, limit):
+    def units(self, *, limit: int) -> list[dict]:
         """Product units with events here, how many and the latest, newest first; only rows
         whose product ``partner`` is shown count (``sharing("product")``). Each counterpart
         customer behind a listed unit is written to the access log (channel ``portal``)."""
@@ -128,11 +143,11 @@ class Visible:
             behind._log(behind._rows.filter(customer__isnull=False), channel="portal")
         return found
 
-    def ids_and_refs(self):
+    def ids_and_refs(self) -> list[tuple[int, str]]:
         """(internal id, ref) of every row: to join links inside the core, never shown."""
         return [(pk, str(ref)) for pk, ref in self._rows.order_by().values_list("id", "ref")]
 
-    def refs(self):
+    def refs(self) -> Iterator[tuple[UUID, UUID, str, set[str]]]:
         """The refs of the rows, with the purposes each is shared for (empty for one's own):
         what an event is about, to be read through the gate when it is sent."""
         for row in self._rows.order_by("submitted_by_id", "id"):
@@ -140,16 +155,16 @@ class Visible:
 
     # --- projected rows, logged --------------------------------------------------------------
 
-    def read(self, *, channel, request_id="", limit=None):
+    def read(self, *, channel: str, request_id: str = "", limit: int | None = None) -> Projected:
         """The rows, projected, in order; each counterpart customer shown is logged."""
         rows = self._rows if limit is None else self._rows[:limit]
         return self._project(list(rows), channel=channel, request_id=request_id)
 
-    def first(self, *, channel, request_id=""):
+    def first(self, *, channel: str, request_id: str = "") -> dict | None:
         found = self.read(channel=channel, request_id=request_id, limit=1)
         return found[0] if found else None
 
-    def iterate(self, *, channel, chunk=1000, request_id=""):
+    def iterate(self, *, channel: str, chunk: int = 1000, request_id: str = "") -> Iterator[dict]:
         """All the rows, projected, a chunk at a time (each chunk logged as it is read)."""
         batch = []
         for row in self._rows.iterator(chunk_size=chunk):
@@ -160,12 +175,22 @@ class Visible:
         if batch:
             yield from self._project(batch, channel=channel, request_id=request_id)
 
-    def page(self, paginator, request, *, view=None, channel, request_id=""):
+    def page(
+        self,
+        paginator: BasePagination,
+        request: Request,
+        *,
+        view: APIView | None = None,
+        channel: str,
+        request_id: str = "",
+    ) -> Projected:
         """One page of ``paginator`` (a DRF paginator: it remembers the cursor), projected."""
         rows = paginator.paginate_queryset(self._rows, request, view=view)
         return self._project(list(rows), channel=channel, request_id=request_id)
 
-    def compile_sql(self, *columns, where="", params=()):
+    def compile_sql(
+        self, *columns: str, where: str = "", params: Sequence = ()
+    ) -> tuple[str, list]:
         """THE escape, for set-based SQL only: the decision compiled to ``(sql, params)``
         selecting ``columns`` of the rows it allows (raw columns: the caller projects whatever
         it shows). ``where``: an extra SQL condition on the records table, with ``params``."""
@@ -177,7 +202,7 @@ class Visible:
         sql, sql_params = rows.values_list(*columns).query.sql_with_params()
         return sql, list(sql_params)
 
-    def _purposes(self, row):
+    def _purposes(self, row: InteractionRecord) -> set[str]:
         if row.submitted_by_id == self.partner.pk:
             return set()
         return {
@@ -188,12 +213,16 @@ class Visible:
             and g.kind == row.kind
         }
 
-    def _project(self, rows, *, channel, request_id):
+    def _project(
+        self, rows: list[InteractionRecord], *, channel: str, request_id: str
+    ) -> Projected:
         items = [project(row, self) for row in rows]
         self._log(rows, channel=channel, request_id=request_id)
         return Projected(items, [row.pk for row in rows])
 
-    def _log(self, rows, *, channel, request_id=""):
+    def _log(
+        self, rows: Iterable[InteractionRecord], *, channel: str, request_id: str = ""
+    ) -> None:
         """One access-log entry per customer whose counterpart data ``rows`` shows."""
         accesses = {}
         for row in rows:
@@ -209,7 +238,7 @@ class Visible:
             )
 
 
-def visible_records(*, partner, at=None):
+def visible_records(*, partner: Partner, at: datetime | None = None) -> Visible:
     """The records ``partner`` may see at ``at`` (now), as a ``Visible`` (queryset + how each
     counterpart row is shared). Fails closed without a partner."""
     if partner is None or getattr(partner, "pk", None) is None:
@@ -254,11 +283,11 @@ def visible_records(*, partner, at=None):
     return Visible(partner, rows, tuple(grants))
 
 
-def _partner_ref(partner):
+def _partner_ref(partner: Partner) -> dict:
     return {"name": partner.name, "slug": partner.slug, "kind": partner.kind}
 
 
-def project(record, visible):
+def project(record: InteractionRecord, visible: Visible) -> dict:
     """The record as ``visible.partner`` may see it: everything of its own records; of a
     counterpart's, the always-shown fields plus the union of the matching clauses' fields."""
     partner = visible.partner
@@ -299,7 +328,9 @@ def project(record, visible):
     return out
 
 
-def unit_timeline(*, partner, gtin, serial, at=None):
+def unit_timeline(
+    *, partner: Partner, gtin: str, serial: str, at: datetime | None = None
+) -> Visible:
     """Everything ``partner`` may see about one product unit, oldest first."""
     return (
         visible_records(partner=partner, at=at)
@@ -308,7 +339,9 @@ def unit_timeline(*, partner, gtin, serial, at=None):
     )
 
 
-def customer_timeline(*, partner, customer_id, at=None):
+def customer_timeline(
+    *, partner: Partner, customer_id: UUID, at: datetime | None = None
+) -> Visible:
     """Everything ``partner`` may see about one customer, across their units, oldest first."""
     return (
         visible_records(partner=partner, at=at)
