@@ -506,10 +506,14 @@ REVIEWED = {
     ("consent.selectors", "consent_partners", "the customer's own consents, to every partner"),
     ("consent.selectors", "customer_grants", "the customer's own consents, to every partner"),
     ("consent.selectors", "customer_overview", "the customer's own consents, to every partner"),
-    ("consent.services", "consent_record_expiries", "the beat records every partner's expiries"),
-    ("consent.services", "consent_revoke", "locks again the grant the caller holds"),
     (
-        "consent.services",
+        "consent.services.grants",
+        "consent_record_expiries",
+        "the beat records every partner's expiries",
+    ),
+    ("consent.services.grants", "consent_revoke", "locks again the grant the caller holds"),
+    (
+        "consent.services.erasure",
         "customer_erase",
         "erasure ends the customer's consents to every partner",
     ),

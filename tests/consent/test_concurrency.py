@@ -10,6 +10,7 @@ from django.db import connections, transaction
 
 from consent import identity, services
 from consent.models import Customer, CustomerKey, CustomerSource, Identifier
+from consent.services import access
 from tests.support.waiting import DatabaseActivity, lock_waits, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -99,7 +100,7 @@ def test_a_chainer_waits_for_reads_another_has_locked_and_keeps_their_order(
     shop, _ = make_partner(kind=Partner.Kind.RETAILER)
     customer = make_customer("alice@example.org", shop)
     # The reads stay unchained until this test chains them (eager tasks would chain at once).
-    monkeypatch.setattr(services, "_schedule_access_chaining", lambda: None)
+    monkeypatch.setattr(access, "_schedule_access_chaining", lambda: None)
     for n in range(10):
         services.access_record(
             partner=maker,
