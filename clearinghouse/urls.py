@@ -6,7 +6,7 @@ from drf_spectacular.views import (
     SpectacularSwaggerSplitView,
 )
 
-from consent import views as consent_views
+from consent.dashboard import views as dashboard_views
 from partners import views as partner_views
 from partners.forms import OperatorAuthenticationForm
 
@@ -41,11 +41,11 @@ urlpatterns = [
     path("portal/", include("clearinghouse.records.urls")),
     path("portal/", include("clearinghouse.reconciliation.urls")),
     path("portal/", include("telemetry.urls")),
-    path("portal/", include("consent.portal_urls")),
-    path("me/", include("consent.urls")),
+    path("portal/", include("consent.urls")),
+    path("me/", include("consent.dashboard.urls")),
     path(
         ".well-known/clearinghouse-receipt-keys.json",
-        consent_views.receipt_keys,
+        dashboard_views.receipt_keys,
         name="receipt-keys",
     ),
     path("api/v1/", include((api_v1, "api"))),

@@ -10,7 +10,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views import View
 
-from consent.views import signed_in_customer
+from consent.dashboard.views import signed_in_customer
 from partners.models import Role
 from partners.portal import PortalMixin
 

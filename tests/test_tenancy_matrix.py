@@ -421,7 +421,7 @@ def staff_client(user):
 
 
 def customer_client(customer):
-    from consent.views import SESSION_KEY, SESSION_UNTIL
+    from consent.dashboard.views import SESSION_KEY, SESSION_UNTIL
 
     client = Client()
     session = client.session

@@ -10,9 +10,9 @@ from django.conf import settings
 from django.contrib.sessions.backends.db import SessionStore
 
 from consent import identity, notices, services
+from consent.dashboard.views import SESSION_KEY, SESSION_UNTIL
 from consent.models import RecipientNotice
 from consent.services import Access
-from consent.views import SESSION_KEY, SESSION_UNTIL
 from partners import webhooks
 from partners.models import Partner, WebhookDelivery
 from tests.support.webhook_receiver import receiver_fixture  # noqa: F401

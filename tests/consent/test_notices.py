@@ -7,10 +7,10 @@ from datetime import timedelta
 import pytest
 
 from consent import notices, receipts, services
+from consent.dashboard.views import SESSION_KEY, SESSION_UNTIL
 from consent.ledger import ledger_verify
 from consent.models import AccessLogEntry, ConsentGrant, Customer, LedgerEntry, RecipientNotice
 from consent.services import Access
-from consent.views import SESSION_KEY, SESSION_UNTIL
 from partners import webhooks
 from partners.models import Partner, WebhookDelivery, WebhookEvent
 from tests.support.webhook_receiver import receiver_fixture  # noqa: F401

@@ -183,7 +183,7 @@ def test_a_withdrawal_before_the_delivery_stops_it_and_the_read_is_logged(fleet)
 def test_customer_answers_a_prompt_from_the_dashboard(fleet, client):
     import time
 
-    from consent.views import SESSION_KEY, SESSION_UNTIL
+    from consent.dashboard.views import SESSION_KEY, SESSION_UNTIL
 
     (device,) = register(fleet.maker, "A")
     _unit_registered(fleet)

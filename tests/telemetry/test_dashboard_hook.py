@@ -2,7 +2,7 @@
 
 import time
 
-from consent.views import SESSION_KEY, SESSION_UNTIL
+from consent.dashboard.views import SESSION_KEY, SESSION_UNTIL
 from telemetry.models import CustomerPrompt
 from tests.records.conftest import consent
 

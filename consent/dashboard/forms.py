@@ -1,6 +1,6 @@
 from django import forms
 
-from .catalogue import PURPOSES
+from ..catalogue import PURPOSES
 
 
 class SignInForm(forms.Form):
