@@ -558,7 +558,11 @@ REVIEWED = {
         "_across_partners",
         "uniqueness holds across every partner's rows, like the constraint",
     ),
-    ("partners.demo", "_partner", "the demo loader finds the demo partners it made before"),
+    (
+        "clearinghouse.demo.partners",
+        "_partner",
+        "the demo loader finds the demo partners it made before",
+    ),
     (
         "partners.selectors",
         "active_partner_by_slug",

@@ -3,7 +3,7 @@ demo's), reads the difference, countersigns it, and opens the clause editor — 
 
 import pytest
 
-from partners import demo
+from clearinghouse.demo import partners as demo
 from partners.agreements import rules_toward
 from partners.models import SharingAgreement
 

@@ -396,7 +396,7 @@ def test_the_database_holds_one_open_agreement_per_pair(pair, in_force):
 
 
 def test_the_demo_has_an_agreement_in_force_and_a_change_to_review(db):
-    from partners import demo
+    from clearinghouse.demo import partners as demo
 
     for _ in range(2):  # idempotent
         partners, _ = demo.load(lambda text: None)

@@ -12,11 +12,11 @@ from django.core import mail
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
+from clearinghouse.demo.partners import AGREEMENT_V1
 from clearinghouse.reconciliation.models import Discrepancy
 from clearinghouse.records.csv_upload import error_report
 from clearinghouse.records.models import RecordUpload
 from partners import agreements, selectors, services
-from partners.demo import AGREEMENT_V1
 from partners.models import Role, SharingAgreement
 from tests.security.pages import Walk
 from tests.test_platform import ROOT

@@ -3,12 +3,12 @@ product the way a visitor of the demo would."""
 
 from types import SimpleNamespace
 
+from clearinghouse.demo import consent as consent_demo
+from clearinghouse.demo import partners as partners_demo
+from clearinghouse.demo import records as records_demo
+from clearinghouse.demo import telemetry as telemetry_demo
 from clearinghouse.reconciliation.engine import reconcile_pair
-from clearinghouse.records import demo as records_demo
-from consent import demo as consent_demo
-from partners import demo as partners_demo
 from partners.models import User
-from telemetry import demo as telemetry_demo
 
 
 def _quiet(text):

@@ -4,12 +4,12 @@ from io import StringIO
 
 from django.core.management import call_command
 
-from clearinghouse.records import demo as records_demo
+from clearinghouse.demo import consent as consent_demo
+from clearinghouse.demo import partners as partners_demo
+from clearinghouse.demo import records as records_demo
+from clearinghouse.demo import telemetry as telemetry_demo
 from clearinghouse.records import visibility
 from clearinghouse.records.gtin import normalise_gtin
-from consent import demo as consent_demo
-from partners import demo as partners_demo
-from telemetry import demo as telemetry_demo
 from telemetry.models import CustomerPrompt, Device, Reading, ServiceSignal
 
 

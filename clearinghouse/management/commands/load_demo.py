@@ -1,8 +1,8 @@
 """Load the demo (idempotent: run it as often as you like).
 
-Each layer contributes its part: partners, then customers and consents, then (in later layers)
-records and telemetry. Each run issues fresh demo API keys, because a key is shown only once and
-stored only as a hash; the logins and keys are printed and written to .data/demo.txt.
+The demo (``clearinghouse.demo``) loads layer by layer: partners, then customers and consents,
+then records and telemetry. Each run issues fresh demo API keys, because a key is shown only once
+and stored only as a hash; the logins and keys are printed and written to .data/demo.txt.
 """
 
 from pathlib import Path
@@ -11,11 +11,11 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from clearinghouse.demo import consent as consent_demo
+from clearinghouse.demo import partners as partners_demo
+from clearinghouse.demo import records as records_demo
+from clearinghouse.demo import telemetry as telemetry_demo
 from clearinghouse.reconciliation.engine import reconcile_pair
-from clearinghouse.records import demo as records_demo
-from consent import demo as consent_demo
-from partners import demo as partners_demo
-from telemetry import demo as telemetry_demo
 
 
 class Command(BaseCommand):

@@ -6,8 +6,8 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from . import identity, services
-from .models import ConsentGrant, Customer
+from consent import identity, services
+from consent.models import ConsentGrant, Customer
 
 CUSTOMERS = [
     # (e-mail, phone, loyalty number, consents: [(grantee key, purpose, source)])

@@ -1,8 +1,8 @@
 """The demo's partners: a manufacturer, a retailer and a retailer awaiting approval, with staff
 of every role (invited and joined the way real colleagues are) and fresh API keys."""
 
-from . import agreements, services
-from .models import ApiCredential, Membership, Partner, Role, Scope, SharingAgreement, User
+from partners import agreements, services
+from partners.models import ApiCredential, Membership, Partner, Role, Scope, SharingAgreement, User
 
 PASSWORD = "clearinghouse-demo"
 OPERATOR = "operator@clearinghouse.example"

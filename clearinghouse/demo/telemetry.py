@@ -3,10 +3,10 @@ days of readings, and a drain-pump rule that trips on Alice's dishwasher NW-DI-0
 as Alice consented to service sharing with Brightmart, becomes a proactive service request on the
 unit's timeline and a prompt in her dashboard."""
 
-from clearinghouse.records import demo as records_demo
+from telemetry import services, simulate
+from telemetry.models import ServiceRule
 
-from . import services, simulate
-from .models import ServiceRule
+from . import records as records_demo
 
 DEMO_DEVICES = 20
 DEMO_DAYS = 3

@@ -8,12 +8,11 @@ from django.utils import timezone
 
 from clearinghouse.reconciliation.models import WarrantyTerms
 from clearinghouse.reconciliation.services import warranty_terms_set
+from clearinghouse.records.gtin import check_digit
+from clearinghouse.records.services import records_ingest
 from consent.identity import parse_identifier, prehash
 from consent.selectors import customer_by_identifier, open_grant
 from consent.services import consent_grant
-
-from .gtin import check_digit
-from .services import records_ingest
 
 MODELS = {
     "dishwasher": "401234500001",
