@@ -23,7 +23,7 @@ Figures (stdout):
 Each reconciliation runs in a child process (this script with --child) that imports Django and
 calls ``reconcile_pair`` the way a Celery worker does; it reports per-step and per-statement
 times and its own peak memory as JSON. The application code is not changed; the statement
-timer wraps ``_Run.sql`` from outside.
+timer wraps ``Run.sql`` (``clearinghouse/reconciliation/engine/run.py``) from outside.
 
     .venv/bin/python bench/bench_reconciliation.py [--units 1000000] [--customers 200000] [--keep]
 
@@ -378,13 +378,14 @@ def child(args):
     from django.db import connection
 
     from clearinghouse.reconciliation import engine
+    from clearinghouse.reconciliation.engine.run import Run
     from partners.models import Partner
 
     pair = Partner.objects.unscoped("the bench runs the pair it was given")
     maker = pair.get(pk=args.maker)
     shop = pair.get(pk=args.shop)
     statements = []
-    original = engine._Run.sql
+    original = Run.sql
 
     def timed_sql(run, query, params=()):
         label = " ".join(query.split())
@@ -405,7 +406,7 @@ def child(args):
             log(f"    [{args.child}] {time.monotonic() - began:.1f}s: {label[:100]}")
         return result
 
-    engine._Run.sql = timed_sql
+    Run.sql = timed_sql
     from django.db.backends import utils as db_utils
 
     execute = db_utils.CursorWrapper.execute

@@ -378,7 +378,7 @@ REVIEWED = {
         "the operator's dumpdata exports every partner's rows",
     ),
     (
-        "clearinghouse.reconciliation.engine",
+        "clearinghouse.reconciliation.engine.run",
         "run_announce",
         "the task announces the run id it was given",
     ),

@@ -1,14 +1,16 @@
 """Writes on the discrepancy queue: resolve, dismiss, reopen, comment — by either party,
 recorded with who, when and why, and announced to both parties after commit."""
 
-from datetime import timedelta
+from __future__ import annotations
+
+from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
 from clearinghouse.records.gtin import normalise_gtin
-from partners.models import Partner
+from partners.models import ApiCredential, Partner, User
 from partners.services import partner_event_record
 
 from .models import Discrepancy, DiscrepancyNote, WarrantyTerms
@@ -28,12 +30,12 @@ TRANSITIONS = {
 }
 
 
-def _check_party(discrepancy, partner):
+def _check_party(discrepancy: Discrepancy, partner: Partner) -> None:
     if partner.pk not in (discrepancy.manufacturer_id, discrepancy.retailer_id):
         raise ValidationError("Only the parties to a discrepancy can work it.")
 
 
-def _clean_text(text, *, required):
+def _clean_text(text: str | None, *, required: bool) -> str:
     text = (text or "").strip()
     if required and not text:
         raise ValidationError({"reason": "Say why, so that the other party understands."})
@@ -47,7 +49,15 @@ class WrongState(ValidationError):
 
 
 @transaction.atomic
-def discrepancy_transition(*, discrepancy, action, partner, reason, user=None, credential=None):
+def discrepancy_transition(
+    *,
+    discrepancy: Discrepancy,
+    action: str,
+    partner: Partner,
+    reason: str,
+    user: User | None = None,
+    credential: ApiCredential | None = None,
+) -> Discrepancy:
     """resolve / dismiss an open discrepancy, or reopen a closed one, with a reason."""
     if action not in TRANSITIONS:
         raise ValidationError({"action": "Use resolve, dismiss or reopen."})
@@ -77,7 +87,15 @@ def discrepancy_transition(*, discrepancy, action, partner, reason, user=None, c
 
 
 @transaction.atomic
-def discrepancy_comment(*, discrepancy, partner, text, user=None, credential=None):
+def discrepancy_comment(
+    *,
+    discrepancy: Discrepancy,
+    partner: Partner,
+    text: str,
+    user: User | None = None,
+    credential: ApiCredential | None = None,
+) -> DiscrepancyNote:
+    """A party's comment on a discrepancy (its status stays), announced to both parties."""
     _check_party(discrepancy, partner)
     text = _clean_text(text, required=True)
     note = DiscrepancyNote.objects.create(
@@ -95,7 +113,7 @@ def discrepancy_comment(*, discrepancy, partner, text, user=None, credential=Non
     return note
 
 
-def _announce(discrepancy):
+def _announce(discrepancy: Discrepancy) -> None:
     discrepancy_id = str(discrepancy.pk)
 
     def send():
@@ -107,8 +125,14 @@ def _announce(discrepancy):
 
 
 def warranty_terms_set(
-    *, manufacturer, gtin, model_name, warranty_months, actor=None, credential=None
-):
+    *,
+    manufacturer: Partner,
+    gtin: str,
+    model_name: str,
+    warranty_months: int,
+    actor: User | None = None,
+    credential: ApiCredential | None = None,
+) -> WarrantyTerms:
     """Set the warranty period of one of the manufacturer's product models (a GTIN, in any of
     its 8-, 12-, 13- or 14-digit forms). Returns the terms. The next run of each of the
     manufacturer's pairs re-evaluates every claim against them."""
@@ -147,7 +171,9 @@ def warranty_terms_set(
     return terms
 
 
-def warranty_terms_delete(*, terms, actor=None, credential=None):
+def warranty_terms_delete(
+    *, terms: WarrantyTerms, actor: User | None = None, credential: ApiCredential | None = None
+) -> None:
     """Remove a product model's terms: its claims fall back to the default period."""
     terms.delete()
     partner_event_record(
@@ -161,13 +187,13 @@ def warranty_terms_delete(*, terms, actor=None, credential=None):
 
 
 # A pair in force runs every few minutes and clears its findings' erased customers itself
-# (``engine._Run.forget_erased``); a pair that no longer runs (agreement suspended or ended, a
+# (``engine.findings.forget_erased``); a pair that no longer runs (agreement suspended or ended, a
 # partner suspended) never will. A day gives the running pairs time to use the customer first:
 # their next run finds the erased customer's units by it.
 FORGET_ERASED_AFTER = timedelta(days=1)
 
 
-def findings_forget_erased(*, now=None):
+def findings_forget_erased(*, now: datetime | None = None) -> int:
     """No finding of any pair keeps naming a customer erased more than a day ago; the nightly
     beat calls this for the pairs that no longer run. Returns how many findings it cleared."""
     cutoff = (now or timezone.now()) - FORGET_ERASED_AFTER
