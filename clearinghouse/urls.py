@@ -6,6 +6,8 @@ from drf_spectacular.views import (
     SpectacularSwaggerSplitView,
 )
 
+from clearinghouse.records import urls as records_urls
+from clearinghouse.timelines import urls as timelines_urls
 from consent.dashboard import views as dashboard_views
 from partners import views as partner_views
 from partners.forms import OperatorAuthenticationForm
@@ -16,6 +18,7 @@ api_v1 = [
     path("", include("partners.api.urls")),
     path("", include("consent.api.urls")),
     path("", include("clearinghouse.records.api.urls")),
+    path("", include("clearinghouse.timelines.api.urls")),
     path("", include("clearinghouse.reconciliation.api.urls")),
     path("", include("telemetry.api.urls")),
     # Anything else under /api/ is a problem+json 404, in DEBUG too.
@@ -38,7 +41,12 @@ urlpatterns = [
     ),
     path("accounts/", include("django.contrib.auth.urls")),
     path("portal/", include("partners.urls")),
-    path("portal/", include("clearinghouse.records.urls")),
+    # The records' pages and the timelines above them share one namespace (records:search,
+    # records:unit, records:customer): a namespace is included once.
+    path(
+        "portal/",
+        include(([*records_urls.urlpatterns, *timelines_urls.urlpatterns], "records")),
+    ),
     path("portal/", include("clearinghouse.reconciliation.urls")),
     path("portal/", include("telemetry.urls")),
     path("portal/", include("consent.urls")),

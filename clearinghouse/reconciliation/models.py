@@ -131,8 +131,8 @@ class RecordLink(models.Model):
 
     # The link is its own key and its only index: a run's bulk insert maintains one index per
     # link. Links are read by from_record (the unit timeline looks both ends up among the
-    # unit's records, ``selectors.attach_links``), and records are tombstoned, never deleted,
-    # so nothing looks a link up by to_record alone.
+    # unit's records, ``clearinghouse.timelines.selectors.attach_links``), and records are
+    # tombstoned, never deleted, so nothing looks a link up by to_record alone.
     pk = models.CompositePrimaryKey("from_record", "to_record", "kind")
     kind = models.CharField(max_length=24, choices=Kind.choices)
     from_record = models.ForeignKey(

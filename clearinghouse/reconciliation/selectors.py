@@ -1,25 +1,25 @@
 """Reads of the discrepancy queue: a discrepancy reaches a party only while that party may see
 every record it rests on (through the one visibility decision), so nothing leaks through it."""
 
-from django.db.models import Exists, OuterRef, Q
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from uuid import UUID
+
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.db.models.functions import Collate
 
 from clearinghouse.records.models import InteractionRecord
-from clearinghouse.records.visibility import visible_records
+from clearinghouse.records.visibility import Projected, visible_records
 from consent.services import Access, access_record
 from partners.models import Partner
 from partners.record_kinds import KINDS
 
-from .models import (
-    Discrepancy,
-    DiscrepancyEvidence,
-    DiscrepancyNote,
-    ReconciliationRun,
-    RecordLink,
-)
+from .models import Discrepancy, DiscrepancyEvidence, DiscrepancyNote, ReconciliationRun
 
 
-def discrepancies_visible(*, partner, at=None):
+def discrepancies_visible(*, partner: Partner, at: datetime | None = None) -> QuerySet[Discrepancy]:
     # Each evidence record looked up by its key among the visible ones (NOT EXISTS, never NOT
     # IN: PostgreSQL cannot turn a NOT IN into an anti-join, and past work_mem it compares each
     # evidence row with every visible id in turn).
@@ -43,7 +43,7 @@ def discrepancies_visible(*, partner, at=None):
     )
 
 
-def _registered():
+def _registered() -> Q:
     """For a discrepancy: its manufacturer's own registration of the unit, live, of the
     finding's customer where both name one (the run's match, from the manufacturer's side)."""
     # The finding's unit in the records' collation, so that the unit index finds it.
@@ -94,7 +94,7 @@ DETAIL_SOURCES = {
 ALL_FIELDS = None  # a party's own record
 
 
-def _fields_seen(partner, purposes=None):
+def _fields_seen(partner: Partner, purposes: dict | None = None) -> dict[tuple, set[str]]:
     """{(counterpart id, kind): the fields ``partner`` sees of such a record under every clause
     that may show it} — the intersection, so that no purpose's wider clause is assumed. When
     ``purposes`` is a dict, it receives the purposes of those clauses per key."""
@@ -107,7 +107,7 @@ def _fields_seen(partner, purposes=None):
     return seen
 
 
-def with_unit_shown(queryset, *, partner):
+def with_unit_shown(queryset: QuerySet[Discrepancy], *, partner: Partner) -> QuerySet[Discrepancy]:
     """``queryset`` limited to the discrepancies whose unit ``partner`` may see (a filter by
     serial must not find those whose unit it is not shown, ``discrepancies_shown``)."""
     shows = Q(record__submitted_by_id=partner.pk)
@@ -118,7 +118,13 @@ def with_unit_shown(queryset, *, partner):
     return queryset.filter(Exists(evidence))
 
 
-def discrepancies_shown(*, partner, discrepancies, channel=None, request_id=""):
+def discrepancies_shown(
+    *,
+    partner: Partner,
+    discrepancies: Iterable[Discrepancy],
+    channel: str | None = None,
+    request_id: str = "",
+) -> list[Discrepancy]:
     """Give each discrepancy ``shown_product`` ({gtin, serial} or None) and ``shown_detail``:
     what ``partner`` may see of them (``DETAIL_SOURCES``). One query for the evidence. With a
     ``channel`` (a list: the queue), a finding that rests on a counterpart's record is a read
@@ -158,7 +164,14 @@ def discrepancies_shown(*, partner, discrepancies, channel=None, request_id=""):
     return discrepancies
 
 
-def _log_queue_read(partner, discrepancies, counterpart, purposes, channel, request_id):
+def _log_queue_read(
+    partner: Partner,
+    discrepancies: list[Discrepancy],
+    counterpart: dict,
+    purposes: dict,
+    channel: str,
+    request_id: str,
+) -> None:
     accesses = {}
     for d in discrepancies:
         if d.customer_id is None or d.pk not in counterpart:
@@ -171,7 +184,9 @@ def _log_queue_read(partner, discrepancies, counterpart, purposes, channel, requ
     access_record(partner=partner, accesses=accesses, channel=channel, request_id=request_id)
 
 
-def discrepancy_evidence(*, partner, discrepancy, channel, request_id=""):
+def discrepancy_evidence(
+    *, partner: Partner, discrepancy: Discrepancy, channel: str, request_id: str = ""
+) -> Projected:
     """The discrepancy's records as ``partner`` may see them (logged like any other read)."""
     roles = dict(discrepancy.evidence.values_list("record_id", "role"))
     visible = (
@@ -183,53 +198,13 @@ def discrepancy_evidence(*, partner, discrepancy, channel, request_id=""):
     return projected
 
 
-def runs_for(*, partner, limit=50):
+def runs_for(*, partner: Partner, limit: int = 50) -> QuerySet[ReconciliationRun]:
     return ReconciliationRun.objects.for_partner(partner).select_related(
         "manufacturer", "retailer"
     )[:limit]
 
 
-def attach_links(items, *, unit=None):
-    """Give each projected record of a unit timeline page (``items``, a ``Projected`` page)
-    its ``links``: the records reconciliation matched it with, where the reader may see both
-    ends, so a link never reveals a record. Both ends of a link are on the same unit: when the
-    page holds only part of the unit's timeline, pass the unit's ``Visible`` as ``unit`` and
-    the other ends are looked up there (their refs only, nothing else is read)."""
-    by_id = dict(zip(items.ids, items, strict=True))
-    for item in items:
-        item["links"] = []
-    if not by_id:
-        return items
-    refs = {pk: str(item["ref"]) for pk, item in by_id.items()}
-    if unit is not None:
-        refs.update(unit.ids_and_refs())
-    # Looked up by from_record (the primary key starts with it); both ends must be visible.
-    links = (
-        RecordLink.objects.filter(from_record_id__in=refs, to_record_id__in=refs)
-        .filter(Q(from_record_id__in=by_id) | Q(to_record_id__in=by_id))
-        .order_by("created_at", "from_record_id", "to_record_id")
-    )
-    for kind, one, other, matched_at in links.values_list(
-        "kind", "from_record_id", "to_record_id", "created_at"
-    ):
-        for here, there in ((one, other), (other, one)):
-            if here in by_id:
-                shown = by_id.get(there, {})
-                by_id[here]["links"].append(
-                    {
-                        "kind": kind,
-                        "label": RecordLink.Kind(kind).label,
-                        "ref": refs[there],
-                        "matched_at": matched_at,
-                        # the other end, when it is on this page
-                        "other_label": shown.get("kind_label"),
-                        "other_at": shown.get("occurred_at"),
-                    }
-                )
-    return items
-
-
-def dashboard_panel(*, partner):
+def dashboard_panel(*, partner: Partner) -> dict:
     from django.db.models import Count
 
     open_ = discrepancies_visible(partner=partner).filter(status="open")
@@ -242,7 +217,7 @@ def dashboard_panel(*, partner):
     }
 
 
-def customer_prompts(*, customer_id):
+def customer_prompts(*, customer_id: UUID) -> list[dict]:
     """Offer the registration for a sale that was never registered, where the customer lets
     the manufacturer use their purchase for warranty (so the offer itself shares nothing new)."""
     from consent.selectors import consent_allows
@@ -270,7 +245,7 @@ def customer_prompts(*, customer_id):
     return prompts
 
 
-def discrepancy_history(discrepancy):
+def discrepancy_history(discrepancy: Discrepancy) -> list[DiscrepancyNote]:
     """The discrepancy's notes, oldest first, beginning with its opening. A run writes no note
     for each finding it opens (a first full run opens hundreds of thousands): the opening is the
     discrepancy's own ``opened_at``, shown as the first entry (discrepancies opened before that

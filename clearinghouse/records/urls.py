@@ -2,8 +2,7 @@ from django.urls import path
 
 from . import views
 
-app_name = "records"
-
+# Included under the "records" namespace by the project's URL conf, beside the timelines' pages.
 urlpatterns = [
     path("records/", views.SearchView.as_view(), name="search"),
     path("records/upload/", views.UploadView.as_view(), name="upload"),
@@ -13,6 +12,4 @@ urlpatterns = [
         views.UploadErrorsView.as_view(),
         name="upload-errors",
     ),
-    path("units/<str:gtin>/<str:serial>/", views.UnitTimelineView.as_view(), name="unit"),
-    path("customers/<uuid:ref>/", views.CustomerTimelineView.as_view(), name="customer"),
 ]

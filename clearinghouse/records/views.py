@@ -1,26 +1,23 @@
-"""Portal pages for records: search, the two timelines, counts, and CSV upload."""
+"""Portal pages for records: search, counts, and CSV upload."""
 
 import re
 
 from django import forms
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views import View
 
-from clearinghouse.reconciliation.selectors import attach_links
 from consent import identity
 from consent.selectors import customer_by_identifier
 from partners.models import Role
 from partners.portal import PortalMixin
 from partners.record_kinds import KINDS
 
-from . import selectors, services, visibility
+from . import selectors, services
 from .csv_upload import error_report
 from .gtin import normalise_gtin
 from .models import RecordUpload
-
-PAGE = 200
 
 
 class RecordsPortal(PortalMixin, View):
@@ -71,27 +68,6 @@ def _search(partner, q):
         except ValidationError:
             pass
     return {"units": units}
-
-
-class UnitTimelineView(RecordsPortal):
-    def get(self, request, gtin, serial):
-        try:
-            gtin = normalise_gtin(gtin)
-        except ValueError as exc:
-            raise Http404 from exc
-        visible = visibility.unit_timeline(partner=self.partner, gtin=gtin, serial=serial)
-        events = visible.read(channel="portal", limit=PAGE)
-        attach_links(events, unit=visible if len(events) == PAGE else None)
-        return self.render(
-            "portal/records/unit.html", {"gtin": gtin, "serial": serial, "events": events}
-        )
-
-
-class CustomerTimelineView(RecordsPortal):
-    def get(self, request, ref):
-        visible = visibility.customer_timeline(partner=self.partner, customer_id=ref)
-        events = visible.read(channel="portal", limit=PAGE)
-        return self.render("portal/records/customer.html", {"ref": ref, "events": events})
 
 
 class UploadForm(forms.Form):

@@ -6,7 +6,6 @@ from rest_framework import serializers
 
 from clearinghouse.common.api.fields import MomentField, StrictCharField
 from clearinghouse.common.api.schema import GTIN_SCHEMA, SERIAL_SCHEMA
-from clearinghouse.reconciliation.models import RecordLink
 from consent.api.serializers import IDENTIFIER_SCHEMA
 from partners.record_kinds import KINDS, shareable_fields
 
@@ -86,12 +85,6 @@ class NullableProduct(ProductSerializer):
     """The product of a record: null when the record is about no unit."""
 
 
-class LinkSerializer(serializers.Serializer):
-    kind = serializers.ChoiceField(choices=RecordLink.Kind.values)
-    ref = serializers.UUIDField(help_text="the matched record, on the same unit")
-    matched_at = MomentField(help_text="when reconciliation matched the two")
-
-
 class RecordSerializer(serializers.Serializer):
     """A record as you may see it: all of yours; of a counterpart's, what the clause shares."""
 
@@ -117,19 +110,13 @@ class RecordSerializer(serializers.Serializer):
     )
     received_at = MomentField(required=False)
     erased = serializers.BooleanField(required=False)
-    links = LinkSerializer(
-        many=True,
-        required=False,
-        help_text="on a unit timeline: the records reconciliation matched this one with, "
-        "where you may see both",
-    )
 
 
 _PARTNER_REF = ("name", "slug", "kind")
 _OPTIONAL = ("external_id", "product", "customer")
 
 
-def _datetime(value):
+def datetime_text(value):
     """A DateTimeField's output: ISO 8601 in the current time zone, UTC written as Z."""
     text = value.astimezone(timezone.get_current_timezone()).isoformat()
     return text[:-6] + "Z" if text.endswith("+00:00") else text
@@ -143,7 +130,7 @@ def represent(item):
         "ref": str(item["ref"]),
         "kind": item["kind"],
         "recorded_by": {k: str(item["recorded_by"][k]) for k in _PARTNER_REF},
-        "occurred_at": _datetime(item["occurred_at"]),
+        "occurred_at": datetime_text(item["occurred_at"]),
         "own": bool(item["own"]),
     }
     for key in _OPTIONAL:
@@ -159,18 +146,9 @@ def represent(item):
     out["shared_for"] = [str(p) for p in item["shared_for"]]
     if "received_at" in item:
         value = item["received_at"]
-        out["received_at"] = None if value is None else _datetime(value)
+        out["received_at"] = None if value is None else datetime_text(value)
     if "erased" in item:
         out["erased"] = None if item["erased"] is None else bool(item["erased"])
-    if "links" in item:
-        out["links"] = [
-            {
-                "kind": str(link["kind"]),
-                "ref": str(link["ref"]),
-                "matched_at": _datetime(link["matched_at"]),
-            }
-            for link in item["links"]
-        ]
     return out
 
 

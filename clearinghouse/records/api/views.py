@@ -1,12 +1,10 @@
-"""The records API: ingest (one record, a JSON array or NDJSON), lists, details and the two
-timelines — every read through the one visibility decision."""
+"""The records API: ingest (one record, a JSON array or NDJSON), lists and details — every read
+through the one visibility decision; ``RecordReads`` pages any view that lists records."""
 
-import re
 import uuid
 
 import orjson
 from django.conf import settings
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions
@@ -16,12 +14,7 @@ from clearinghouse.common.api.bodies import STREAMED, PayloadTooLarge
 from clearinghouse.common.api.pagination import CursorPagination
 from clearinghouse.common.api.params import SERIAL_WHAT, boolean_param, choice_param, pattern_param
 from clearinghouse.common.api.problems import PROBLEM_CONTENT_TYPE, problem
-from clearinghouse.common.api.schema import (
-    GTIN_PATTERN,
-    GTIN_SCHEMA,
-    SERIAL_PATTERN,
-    SHA256_PATTERN,
-)
+from clearinghouse.common.api.schema import GTIN_PATTERN, GTIN_SCHEMA, SERIAL_PATTERN
 from clearinghouse.common.streams import (
     JSON,
     NDJSON,
@@ -30,10 +23,6 @@ from clearinghouse.common.streams import (
     json_rows,
     ndjson_rows,
 )
-from clearinghouse.reconciliation.selectors import attach_links
-from consent import identity
-from consent.api.serializers import IDENTIFIER_PARAMETERS
-from consent.selectors import customer_by_identifier
 from partners.api.base import PartnerAPIView
 from partners.models import Scope
 from partners.record_kinds import KINDS
@@ -51,25 +40,27 @@ def request_id(request):
     return given[:64] if given.isprintable() and given else uuid.uuid4().hex
 
 
-class _RecordReads:
+class RecordReads:
     """Paginate a ``Visible`` and project its page through ``visibility.read``."""
 
     ordering = ("-received_at", "-id")
     pagination_class = CursorPagination  # also tells the schema that GET answers a page
 
-    def page(self, request, visible, ordering=None, links=False):
+    def read_page(self, request, visible):
+        """The paginator (it remembers the cursor) and its page of ``visible``, projected."""
         paginator = self.pagination_class()
-        paginator.ordering = ordering or self.ordering
+        paginator.ordering = self.ordering
         data = visible.page(
             paginator, request, view=self, channel="api", request_id=request_id(request)
         )
-        if links:
-            whole = not (paginator.has_next or paginator.has_previous)
-            attach_links(data, unit=None if whole else visible)
+        return paginator, data
+
+    def page(self, request, visible):
+        paginator, data = self.read_page(request, visible)
         return paginator.get_paginated_response([represent(item) for item in data])
 
 
-class RecordsView(_RecordReads, PartnerAPIView):
+class RecordsView(RecordReads, PartnerAPIView):
     """Submit records (POST) and list the records you may see (GET)."""
 
     required_scopes = {"GET": Scope.RECORDS_READ, "POST": Scope.RECORDS_WRITE}
@@ -96,7 +87,7 @@ class RecordsView(_RecordReads, PartnerAPIView):
         if kind:
             visible = visible.filter(kind=kind)
         if pattern_param(request, "gtin", GTIN_PATTERN, "8, 12, 13 or 14 digits"):
-            visible = visible.filter(gtin=_gtin(params["gtin"]))
+            visible = visible.filter(gtin=parse_gtin(params["gtin"]))
         if pattern_param(request, "serial", SERIAL_PATTERN, SERIAL_WHAT):
             visible = visible.filter(serial=params["serial"])
         mine = boolean_param(request, "mine")
@@ -178,7 +169,8 @@ def _single_answer(request, result, partner):
     return (201 if result.status == "created" else 200), "application/json", orjson.dumps(data)
 
 
-def _gtin(value):
+def parse_gtin(value):
+    """A GTIN from the request, normalised; a 400 that names the field when it is not one."""
     try:
         return normalise_gtin(value)
     except ValueError as exc:
@@ -197,79 +189,3 @@ class RecordDetailView(PartnerAPIView):
         if record is None:
             raise exceptions.NotFound()
         return Response(RecordSerializer(record).data)
-
-
-class UnitTimelineView(_RecordReads, PartnerAPIView):
-    """Everything you may see about one product unit (GTIN + serial), oldest first, marked by
-    which party recorded each event, each with the records reconciliation matched it with."""
-
-    required_scopes = {"GET": Scope.RECORDS_READ}
-    ordering = ("occurred_at", "id")
-
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("gtin", str, OpenApiParameter.PATH, pattern=GTIN_PATTERN),
-            OpenApiParameter("serial", str, OpenApiParameter.PATH, pattern=SERIAL_PATTERN),
-        ],
-        responses=RecordSerializer(many=True),
-    )
-    def get(self, request, gtin, serial):
-        if not re.fullmatch(SERIAL_PATTERN.strip("^$"), serial):
-            raise exceptions.ValidationError({"serial": f"must be {SERIAL_WHAT}"})
-        return self.page(
-            request,
-            visibility.unit_timeline(partner=self.partner, gtin=_gtin(gtin), serial=serial),
-            links=True,
-        )
-
-
-class CustomerTimelineView(_RecordReads, PartnerAPIView):
-    """Everything you may see about one customer, named by an identifier you hold (or by the
-    pseudonymous reference a shared record showed you), oldest first. An unknown customer has
-    an empty timeline."""
-
-    required_scopes = {"GET": Scope.RECORDS_READ}
-    ordering = ("occurred_at", "id")
-
-    @extend_schema(
-        parameters=[
-            *IDENTIFIER_PARAMETERS,
-            OpenApiParameter("customer", uuid.UUID, description="pseudonymous reference"),
-        ],
-        responses=RecordSerializer(many=True),
-    )
-    def get(self, request):
-        params = request.query_params
-        customer_id = None
-        choice_param(request, "kind", identity.KINDS)
-        pattern_param(request, "sha256", SHA256_PATTERN, "64 hexadecimal characters")
-        if params.get("customer") and any(params.get(n) for n in ("kind", "value", "sha256")):
-            raise exceptions.ValidationError(
-                {"customer": "name the customer one way: ?customer=<ref> or ?kind=…&value=…"}
-            )
-        if params.get("customer"):
-            try:
-                customer_id = uuid.UUID(params["customer"])
-            except ValueError as exc:
-                raise exceptions.ValidationError({"customer": "must be a UUID"}) from exc
-        elif params.get("kind"):
-            if len(params.get("value") or "") > 320:
-                raise exceptions.ValidationError({"value": "must be at most 320 characters"})
-            try:
-                parsed = identity.parse_identifier(
-                    kind=params["kind"],
-                    value=params.get("value"),
-                    sha256=params.get("sha256"),
-                    programme_id=self.partner.pk,
-                )
-            except DjangoValidationError as exc:
-                raise exceptions.ValidationError({"identifier": exc.messages}) from exc
-            customer = customer_by_identifier(parsed)
-            customer_id = customer.pk if customer else uuid.UUID(int=0)
-        else:
-            raise exceptions.ValidationError(
-                {"customer": "name the customer by ?customer=<ref> or ?kind=…&value=…"}
-            )
-        return self.page(
-            request, visibility.customer_timeline(partner=self.partner, customer_id=customer_id)
-        )

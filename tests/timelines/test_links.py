@@ -1,12 +1,16 @@
 """Links on the unit timeline: each record shows the records reconciliation matched it with,
 in the portal and over the API, only where the reader may see both ends."""
 
+from datetime import UTC, datetime
+
+from clearinghouse.records import visibility
+from clearinghouse.timelines.api.schema import TimelineRecordSerializer, represent
+from clearinghouse.timelines.selectors import attach_links
 from consent import services as consent_services
 from consent.models import ConsentGrant
 from partners.models import Scope
+from tests.reconciliation.conftest import give_consents, put, run
 from tests.records.conftest import GTIN, registration, sale
-
-from .conftest import give_consents, put, run
 
 UNIT = f"/portal/units/{GTIN}/SN-1/"
 API_UNIT = f"/api/v1/units/{GTIN}/SN-1/timeline"
@@ -76,3 +80,27 @@ def test_other_timelines_carry_no_links(world, api, issue_key):
     key = issue_key(world.shop, world.shop_admin, scopes=[Scope.RECORDS_READ])[1]
     body = api(key).get("/api/v1/records").json()
     assert body["results"] and all("links" not in item for item in body["results"])
+
+
+def test_pages_say_what_the_timeline_record_serializer_says(world):
+    """A timeline page is written by ``represent`` rather than by a serializer per row: with
+    links, with none, and on a timeline that carries none, the two agree."""
+    matched(world)
+    when = datetime(2026, 3, 1, 12, 30, 15, 123456, tzinfo=UTC)
+    visible = visibility.unit_timeline(partner=world.shop, gtin=GTIN, serial="SN-1")
+    seen = list(attach_links(visible.read(channel="test")))
+    assert [len(item["links"]) for item in seen] == [1, 1]
+    seen += [
+        {**seen[0], "links": []},
+        {
+            **seen[0],
+            "links": [
+                {"kind": "sale_registration", "ref": seen[1]["ref"], "matched_at": when},
+                {"kind": "request_visit", "ref": seen[0]["ref"], "matched_at": when, "label": "x"},
+            ],
+        },
+        {k: v for k, v in seen[0].items() if k != "links"},
+    ]
+    for item in seen:
+        assert represent(item) == TimelineRecordSerializer(item).data
+        assert list(represent(item)) == list(TimelineRecordSerializer(item).data)
