@@ -1,6 +1,8 @@
 from django.urls import path
 
-from . import agreement_views, views, webhook_views
+from . import views
+from .agreements import views as agreement_views
+from .webhooks import views as webhook_views
 
 app_name = "portal"
 

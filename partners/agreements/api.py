@@ -6,9 +6,9 @@ from rest_framework import mixins, serializers
 
 from clearinghouse.common.api.fields import StrictCharField, StrictModelSerializer
 
-from ..agreements import agreement_list
+from ..api.base import PartnerScopedViewSet
 from ..models import AgreementVersion, Partner, Scope, SharingAgreement
-from .base import PartnerScopedViewSet
+from .selectors import agreement_list
 
 
 class PartySerializer(StrictModelSerializer):

@@ -9,9 +9,9 @@ form and the view renders it again with one more row for that kind.
 
 from django import forms
 
-from .agreements import DIRECTIONS, MANUFACTURER_TO_RETAILER, RETAILER_TO_MANUFACTURER
-from .models import AgreementVersion, Partner
-from .record_kinds import KINDS, PURPOSES, shareable_fields
+from ..models import AgreementVersion, Partner
+from ..record_kinds import KINDS, PURPOSES, shareable_fields
+from .clauses import DIRECTIONS, MANUFACTURER_TO_RETAILER, RETAILER_TO_MANUFACTURER
 
 NOT_SHARED = ""
 PURPOSE_CHOICES = [(NOT_SHARED, "Not shared"), *((p, p.replace("_", " ")) for p in PURPOSES)]

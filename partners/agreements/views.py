@@ -8,12 +8,26 @@ from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect
 from django.views.generic import FormView, TemplateView, View
 
-from . import agreements
-from .agreement_forms import ClauseEditorForm, DiffForm, ReasonForm, TerminateForm
-from .agreements.clauses import clauses_unchanged
-from .models import AgreementVersion, Role, SharingAgreement
-from .portal import PortalMixin
-from .record_kinds import KINDS
+from ..models import AgreementVersion, Role, SharingAgreement
+from ..portal import PortalMixin
+from ..record_kinds import KINDS
+from .clauses import (
+    MANUFACTURER_TO_RETAILER,
+    RETAILER_TO_MANUFACTURER,
+    agreement_diff,
+    clauses_unchanged,
+)
+from .forms import ClauseEditorForm, DiffForm, ReasonForm, TerminateForm
+from .selectors import agreement_counterparts, agreement_history, agreement_list
+from .services import (
+    agreement_countersign,
+    agreement_propose,
+    agreement_reject,
+    agreement_resume,
+    agreement_suspend,
+    agreement_terminate,
+    agreement_withdraw,
+)
 
 ACTION_LABELS = {
     "agreement.proposed": "proposed",
@@ -28,7 +42,7 @@ ACTION_LABELS = {
 
 def _agreement_or_404(partner, pk):
     """The partner's agreement with its parties and versions; a foreign one is a 404."""
-    return get_object_or_404(agreements.agreement_list(partner=partner), pk=pk)
+    return get_object_or_404(agreement_list(partner=partner), pk=pk)
 
 
 def _errors(exc):
@@ -41,8 +55,8 @@ def direction_names(agreement):
     """Each direction spelt with the parties' names, e.g. "Nordwind → Brightmart"."""
     m, r = agreement.manufacturer.name, agreement.retailer.name
     return {
-        agreements.MANUFACTURER_TO_RETAILER: f"{m} → {r}",
-        agreements.RETAILER_TO_MANUFACTURER: f"{r} → {m}",
+        MANUFACTURER_TO_RETAILER: f"{m} → {r}",
+        RETAILER_TO_MANUFACTURER: f"{r} → {m}",
     }
 
 
@@ -68,7 +82,7 @@ class AgreementListView(PortalMixin, TemplateView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         rows = []
-        for agreement in agreements.agreement_list(partner=self.partner):
+        for agreement in agreement_list(partner=self.partner):
             pending = agreement.pending_version
             rows.append(
                 {
@@ -123,7 +137,7 @@ class AgreementProposeView(PortalMixin, FormView):
         if self.agreement is None:
             return {
                 "partner": self.partner,
-                "counterparts": agreements.agreement_counterparts(partner=self.partner),
+                "counterparts": agreement_counterparts(partner=self.partner),
             }
         base = self.agreement.pending_version or self.agreement.active_version
         return {
@@ -154,7 +168,7 @@ class AgreementProposeView(PortalMixin, FormView):
             else self.agreement.counterpart_of(self.partner)
         )
         try:
-            version = agreements.agreement_propose(
+            version = agreement_propose(
                 proposer=self.partner,
                 counterpart=counterpart,
                 clauses=form.cleaned_data["clauses"],
@@ -188,7 +202,7 @@ class AgreementDetailView(PortalMixin, TemplateView):
                 if event.detail.get("replaced_by")
                 else ACTION_LABELS.get(event.action, event.action),
             }
-            for event in agreements.agreement_history(partner=self.partner, agreement=agreement)
+            for event in agreement_history(partner=self.partner, agreement=agreement)
         ]
         context.update(
             agreement=agreement,
@@ -235,7 +249,7 @@ class AgreementDiffView(PortalMixin, TemplateView):
             old_n, new_n = default_from, default_to
             form = DiffForm(initial={"from": old_n, "to": new_n}, numbers=numbers)
         old, new = versions.get(old_n), versions.get(new_n)
-        diff = agreements.agreement_diff(old, new) if new is not None else None
+        diff = agreement_diff(old, new) if new is not None else None
         context = self.get_context_data(
             agreement=agreement,
             form=form,
@@ -313,7 +327,7 @@ class AgreementActionView(PortalMixin, View):
 
     def do_countersign(self, request, agreement):
         version = self._reviewed_version(request, agreement)
-        agreements.agreement_countersign(version=version, partner=self.partner, actor=request.user)
+        agreement_countersign(version=version, partner=self.partner, actor=request.user)
         return f"You countersigned version {version.number}; its clauses apply from now on."
 
     def do_reject(self, request, agreement):
@@ -321,7 +335,7 @@ class AgreementActionView(PortalMixin, View):
         form = ReasonForm(request.POST)
         if not form.is_valid():
             raise ValidationError(_form_messages(form))
-        agreements.agreement_reject(
+        agreement_reject(
             version=version,
             partner=self.partner,
             actor=request.user,
@@ -331,14 +345,14 @@ class AgreementActionView(PortalMixin, View):
 
     def do_withdraw(self, request, agreement):
         version = self._reviewed_version(request, agreement)
-        agreements.agreement_withdraw(version=version, partner=self.partner, actor=request.user)
+        agreement_withdraw(version=version, partner=self.partner, actor=request.user)
         return f"You withdrew version {version.number}."
 
     def do_suspend(self, request, agreement):
         form = ReasonForm(request.POST)
         if not form.is_valid():
             raise ValidationError(_form_messages(form))
-        agreements.agreement_suspend(
+        agreement_suspend(
             agreement=agreement,
             partner=self.partner,
             actor=request.user,
@@ -347,14 +361,14 @@ class AgreementActionView(PortalMixin, View):
         return "The agreement is suspended: nothing is shared under it until you resume it."
 
     def do_resume(self, request, agreement):
-        agreements.agreement_resume(agreement=agreement, partner=self.partner, actor=request.user)
+        agreement_resume(agreement=agreement, partner=self.partner, actor=request.user)
         return "The agreement is in force again."
 
     def do_terminate(self, request, agreement):
         form = TerminateForm(request.POST)
         if not form.is_valid():
             raise ValidationError(_form_messages(form))
-        agreements.agreement_terminate(
+        agreement_terminate(
             agreement=agreement,
             partner=self.partner,
             actor=request.user,

@@ -1,9 +1,9 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from .agreements import AgreementViewSet
+from ..agreements.api import AgreementViewSet
+from ..webhooks.api import WebhookDeliveryViewSet, WebhookEndpointViewSet
 from .views import CredentialViewSet, PartnerMeView
-from .webhooks import WebhookDeliveryViewSet, WebhookEndpointViewSet
 
 router = SimpleRouter(trailing_slash=False)
 router.register("credentials", CredentialViewSet, basename="credential")

@@ -13,10 +13,19 @@ from rest_framework.response import Response
 from clearinghouse.common.api.fields import MomentField, StrictCharField, StrictModelSerializer
 from clearinghouse.common.api.params import choice_param
 
-from .. import webhooks
+from ..api.authentication import request_actor
+from ..api.base import PartnerScopedViewSet
 from ..models import Scope, WebhookDelivery, WebhookEndpoint, WebhookEventType
-from .authentication import request_actor
-from .base import PartnerScopedViewSet
+from .payloads import event_data
+from .selectors import delivery_list
+from .services import (
+    delivery_redeliver,
+    endpoint_create,
+    endpoint_delete,
+    endpoint_rotate_secret,
+    jsonable,
+    webhook_ping,
+)
 
 # Plain strings for statuses: an enum per serializer field named "status" would collide in the
 # schema with the other apps' (a drf-spectacular warning that fails ``check --deploy``).
@@ -92,8 +101,8 @@ class EventSerializer(serializers.Serializer):
     def get_data(self, event) -> dict | None:
         request = self.context.get("request")
         given = request.headers.get("X-Request-ID", "")[:64] if request is not None else ""
-        data = webhooks.event_data(event, channel="api", request_id=given)
-        return None if data is None else webhooks.jsonable(data)
+        data = event_data(event, channel="api", request_id=given)
+        return None if data is None else jsonable(data)
 
 
 class AttemptSerializer(serializers.Serializer):
@@ -165,7 +174,7 @@ class WebhookEndpointViewSet(
         body = EndpointCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         actor, credential = request_actor(request)
-        issued = webhooks.endpoint_create(
+        issued = endpoint_create(
             partner=self.partner,
             url=body.validated_data["url"],
             description=body.validated_data.get("description", ""),
@@ -178,7 +187,7 @@ class WebhookEndpointViewSet(
     @extend_schema(responses={204: None})
     def destroy(self, request, pk=None):
         actor, credential = request_actor(request)
-        webhooks.endpoint_delete(endpoint=self.get_object(), actor=actor, credential=credential)
+        endpoint_delete(endpoint=self.get_object(), actor=actor, credential=credential)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=None, responses=EndpointWithSecretSerializer)
@@ -186,7 +195,7 @@ class WebhookEndpointViewSet(
     def rotate_secret(self, request, pk=None):
         """A new signing secret; the old one keeps signing alongside it for 24 hours."""
         actor, credential = request_actor(request)
-        issued = webhooks.endpoint_rotate_secret(
+        issued = endpoint_rotate_secret(
             endpoint=self.get_object(), actor=actor, credential=credential
         )
         return Response(_with_secret(issued))
@@ -196,9 +205,7 @@ class WebhookEndpointViewSet(
     def ping(self, request, pk=None):
         """Send a test event (type ``ping``) to this endpoint."""
         actor, credential = request_actor(request)
-        delivery = webhooks.webhook_ping(
-            endpoint=self.get_object(), actor=actor, credential=credential
-        )
+        delivery = webhook_ping(endpoint=self.get_object(), actor=actor, credential=credential)
         delivery.refresh_from_db()
         return Response(DeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
 
@@ -217,7 +224,7 @@ class WebhookDeliveryViewSet(
         return DeliveryDetailSerializer if self.action == "retrieve" else DeliverySerializer
 
     def scoped_queryset(self, partner):
-        deliveries = webhooks.delivery_list(partner=partner)
+        deliveries = delivery_list(partner=partner)
         if self.action == "retrieve":
             deliveries = deliveries.prefetch_related("attempt_log")
         if self.action != "list":
@@ -251,7 +258,7 @@ class WebhookDeliveryViewSet(
     def redeliver(self, request, pk=None):
         """Send the delivery again now (a new round of attempts if it was done)."""
         actor, credential = request_actor(request)
-        delivery = webhooks.delivery_redeliver(
+        delivery = delivery_redeliver(
             delivery=self.get_object(), actor=actor, credential=credential
         )
         delivery.refresh_from_db()

@@ -3,8 +3,8 @@
 from django import forms
 from django.core.exceptions import ValidationError
 
-from .models import WebhookEventType
-from .webhooks.transport import URL_MAX_LENGTH, validate_endpoint_url
+from ..models import WebhookEventType
+from .transport import URL_MAX_LENGTH, validate_endpoint_url
 
 
 class EndpointForm(forms.Form):

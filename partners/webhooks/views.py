@@ -10,10 +10,20 @@ from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.generic import FormView, TemplateView, View
 
-from . import webhooks
-from .models import Role, WebhookDelivery, WebhookEndpoint
-from .portal import PortalMixin, form_errors_from
-from .webhook_forms import EndpointForm
+from ..models import Role, WebhookDelivery, WebhookEndpoint
+from ..portal import PortalMixin, form_errors_from
+from .forms import EndpointForm
+from .payloads import event_data
+from .selectors import delivery_attempts, delivery_list, endpoint_list
+from .services import (
+    delivery_body,
+    delivery_redeliver,
+    endpoint_create,
+    endpoint_rotate_secret,
+    endpoint_set_active,
+    webhook_ping,
+)
+from .signing import SIGNATURE_HEADER
 
 RECENT_DELIVERIES = 50
 
@@ -27,7 +37,7 @@ def _secret_page(request, partner, issued, *, rotated):
             "endpoint": issued.endpoint,
             "secret": issued.secret,
             "rotated": rotated,
-            "signature_header": webhooks.SIGNATURE_HEADER,
+            "signature_header": SIGNATURE_HEADER,
         },
     )
     response["Cache-Control"] = "no-store"
@@ -39,10 +49,9 @@ class WebhookListView(PortalMixin, TemplateView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        context["endpoints"] = webhooks.endpoint_list(partner=self.partner)
-        context["deliveries"] = webhooks.delivery_list(partner=self.partner).defer(
-            "event__subject"
-        )[:RECENT_DELIVERIES]
+        context["endpoints"] = endpoint_list(partner=self.partner)
+        deliveries = delivery_list(partner=self.partner).defer("event__subject")
+        context["deliveries"] = deliveries[:RECENT_DELIVERIES]
         return context
 
 
@@ -56,7 +65,7 @@ class WebhookCreateView(PortalMixin, FormView):
 
     def form_valid(self, form):
         try:
-            issued = webhooks.endpoint_create(
+            issued = endpoint_create(
                 partner=self.partner,
                 url=form.cleaned_data["url"],
                 description=form.cleaned_data["description"],
@@ -74,11 +83,10 @@ class WebhookDetailView(PortalMixin, TemplateView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        endpoint = get_object_or_404(webhooks.endpoint_list(partner=self.partner), pk=kwargs["pk"])
+        endpoint = get_object_or_404(endpoint_list(partner=self.partner), pk=kwargs["pk"])
         context["endpoint"] = endpoint
-        context["deliveries"] = webhooks.delivery_list(
-            partner=self.partner, endpoint=endpoint
-        ).defer("event__subject")[:100]
+        deliveries = delivery_list(partner=self.partner, endpoint=endpoint)
+        context["deliveries"] = deliveries.defer("event__subject")[:100]
         return context
 
 
@@ -93,13 +101,13 @@ class WebhookActionView(PortalMixin, View):
         endpoint = self.get_scoped_or_404(WebhookEndpoint, pk=pk)
         try:
             if self.action == "rotate":
-                issued = webhooks.endpoint_rotate_secret(endpoint=endpoint, actor=request.user)
+                issued = endpoint_rotate_secret(endpoint=endpoint, actor=request.user)
                 return _secret_page(request, self.partner, issued, rotated=True)
             if self.action == "test":
-                webhooks.webhook_ping(endpoint=endpoint, actor=request.user)
+                webhook_ping(endpoint=endpoint, actor=request.user)
                 messages.success(request, "A test event is on its way; its delivery is below.")
             else:
-                webhooks.endpoint_set_active(
+                endpoint_set_active(
                     endpoint=endpoint, active=self.action == "enable", actor=request.user
                 )
                 messages.success(
@@ -118,16 +126,16 @@ class DeliveryDetailView(PortalMixin, TemplateView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        delivery = get_object_or_404(webhooks.delivery_list(partner=self.partner), pk=kwargs["pk"])
+        delivery = get_object_or_404(delivery_list(partner=self.partner), pk=kwargs["pk"])
         context["delivery"] = delivery
-        context["attempts"] = webhooks.delivery_attempts(partner=self.partner, delivery=delivery)
+        context["attempts"] = delivery_attempts(partner=self.partner, delivery=delivery)
         # Built now, through the sharing decision (and logged): what an attempt would send.
-        data = webhooks.event_data(delivery.event, channel="portal")
+        data = event_data(delivery.event, channel="portal")
         context["body"] = (
             None
             if data is None
             else json.dumps(
-                json.loads(webhooks.delivery_body(delivery.event, data)),
+                json.loads(delivery_body(delivery.event, data)),
                 indent=2,
                 ensure_ascii=False,
             )
@@ -141,7 +149,7 @@ class DeliveryRedeliverView(PortalMixin, View):
     def post(self, request, pk):
         delivery = self.get_scoped_or_404(WebhookDelivery, pk=pk)
         try:
-            webhooks.delivery_redeliver(delivery=delivery, actor=request.user)
+            delivery_redeliver(delivery=delivery, actor=request.user)
             messages.success(request, "The delivery is on its way again.")
         except ValidationError as exc:
             messages.error(request, " ".join(exc.messages))
