@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
-
 from django.core import signing
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
+
+from clearinghouse.common.api.params import is_uuid
 
 from .models import ApiCredential, Invitation, Membership, Partner, PartnerEvent, User
 
@@ -103,17 +103,9 @@ def invitation_from_token(token: str) -> Invitation | None:
         .select_related("partner")
         .filter(pk=invitation_id)
         .first()
-        if _is_uuid(invitation_id)
+        if is_uuid(invitation_id)
         else None
     )
     if invitation is None or not invitation.is_open:
         return None
     return invitation
-
-
-def _is_uuid(value):
-    try:
-        uuid.UUID(str(value))
-    except ValueError:
-        return False
-    return True

@@ -11,7 +11,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from clearinghouse.common.api.fields import MomentField, StrictCharField, StrictModelSerializer
-from clearinghouse.common.api.params import choice_param
+from clearinghouse.common.api.params import choice_param, is_uuid
 
 from ..api.authentication import request_actor
 from ..api.base import PartnerScopedViewSet
@@ -236,7 +236,7 @@ class WebhookDeliveryViewSet(
         if "endpoint" in params:
             endpoint = (
                 WebhookEndpoint.objects.for_partner(partner).filter(pk=params["endpoint"]).first()
-                if _is_uuid(params["endpoint"])
+                if is_uuid(params["endpoint"])
                 else None
             )
             if endpoint is None:
@@ -263,11 +263,3 @@ class WebhookDeliveryViewSet(
         )
         delivery.refresh_from_db()
         return Response(DeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
-
-
-def _is_uuid(value):
-    try:
-        uuid.UUID(str(value))
-    except ValueError:
-        return False
-    return True

@@ -3,6 +3,7 @@ a 400 problem, never silently ignored: ``?status=`` or ``?mine=1`` is a client's
 hear about, not a request for everything."""
 
 import re
+import uuid
 
 from rest_framework import exceptions
 
@@ -35,3 +36,13 @@ def pattern_param(request, name, pattern, what):
     if not re.fullmatch(pattern.strip("^$"), value):
         raise exceptions.ValidationError({name: f"must be {what}"})
     return value
+
+
+def is_uuid(value) -> bool:
+    """Whether ``value`` reads as a UUID (an id from a URL or a query is checked before it is
+    looked up, so that a malformed one is a missing object, not a database error)."""
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True
