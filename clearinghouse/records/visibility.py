@@ -149,8 +149,14 @@ class Visible:
 
     def refs(self) -> Iterator[tuple[UUID, UUID, str, set[str]]]:
         """The refs of the rows, with the purposes each is shared for (empty for one's own):
-        what an event is about, to be read through the gate when it is sent."""
-        for row in self._rows.order_by("submitted_by_id", "id"):
+        what an event is about, to be read through the gate when it is sent. In the order given
+        with ``order_by``, else by submitter and id."""
+        rows = (
+            self._rows
+            if self._rows.query.order_by
+            else self._rows.order_by("submitted_by_id", "id")
+        )
+        for row in rows:
             yield row.ref, row.submitted_by_id, row.kind, self._purposes(row)
 
     # --- projected rows, logged --------------------------------------------------------------
@@ -202,16 +208,20 @@ class Visible:
         sql, sql_params = rows.values_list(*columns).query.sql_with_params()
         return sql, list(sql_params)
 
-    def _purposes(self, row: InteractionRecord) -> set[str]:
-        if row.submitted_by_id == self.partner.pk:
-            return set()
-        return {
-            g.purpose
+    def grants_for(self, row: InteractionRecord) -> list[Grant]:
+        """The grants through which ``row`` (a counterpart's, read here) reaches the partner."""
+        return [
+            g
             for g in self.grants
             if getattr(row, g.flag, False)
             and g.counterpart_id == row.submitted_by_id
             and g.kind == row.kind
-        }
+        ]
+
+    def _purposes(self, row: InteractionRecord) -> set[str]:
+        if row.submitted_by_id == self.partner.pk:
+            return set()
+        return {g.purpose for g in self.grants_for(row)}
 
     def _project(
         self, rows: list[InteractionRecord], *, channel: str, request_id: str
@@ -311,14 +321,9 @@ def project(record: InteractionRecord, visible: Visible) -> dict:
         )
         return out
     fields, purposes = set(), set()
-    for grant in visible.grants:
-        if (
-            getattr(record, grant.flag, False)
-            and grant.counterpart_id == record.submitted_by_id
-            and grant.kind == record.kind
-        ):
-            fields |= grant.fields
-            purposes.add(grant.purpose)
+    for grant in visible.grants_for(record):
+        fields |= grant.fields
+        purposes.add(grant.purpose)
     if "product" in fields and record.gtin:
         out["product"] = {"gtin": record.gtin, "serial": record.serial}
     if "customer" in fields and record.customer_id:

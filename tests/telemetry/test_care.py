@@ -139,6 +139,21 @@ def test_the_prompt_goes_to_the_retailer_that_sold_the_unit(fleet, make_partner)
     assert prompt.retailer == fleet.shop
 
 
+def test_a_unit_sold_twice_goes_to_the_retailer_of_the_latest_sale(fleet, make_partner):
+    from tests.records.conftest import sale
+
+    later, later_admin = make_partner(kind="retailer", name="Zebra")  # sorts last
+    (device,) = register(fleet.maker, "A")
+    _unit_registered(fleet)
+    _sold_by(fleet, (fleet.shop, fleet.shop_admin), (later, later_admin), seller=fleet.shop)
+    resale = sale(serial="A", product={"gtin": GTIN, "serial": "A"})
+    resale["occurred_at"] = "2026-11-01T12:00:00Z"  # after the first sale
+    (result,) = records_ingest(partner=later, rows=[resale], max_rows=1)
+    assert result.status == "created", result.errors
+    prompt = CustomerPrompt.objects.get(signal=_trip(fleet, device))
+    assert prompt.retailer == later
+
+
 def test_without_a_retailer_to_tell_the_makers_service_hears_of_it(fleet):
     _listen(fleet.maker, fleet.maker_admin)
     _listen(fleet.shop, fleet.shop_admin)
